@@ -1,0 +1,64 @@
+"""The installed package: importable with nothing configured, typed, versioned once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata, resources
+
+import pytest
+
+import django_imagekit_storage
+
+
+def test_import_configures_nothing_and_loads_no_sdk() -> None:
+    # A fresh interpreter with no DJANGO_SETTINGS_MODULE: importing must not touch
+    # settings, the network, the ImageKit SDK or Pillow.
+    code = (
+        "import sys, django_imagekit_storage as pkg, django_imagekit_storage.conf, "
+        "django_imagekit_storage.exceptions, django_imagekit_storage.apps\n"
+        "from django.conf import settings\n"
+        "assert not settings.configured\n"
+        "heavy = [m for m in ('imagekitio', 'PIL', 'httpx') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print(pkg.__version__)\n"
+    )
+    env = {"PATH": "", "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == django_imagekit_storage.__version__
+
+
+def test_version_is_single_sourced() -> None:
+    assert metadata.version("django-imagekit-storage") == django_imagekit_storage.__version__
+
+
+def test_ships_py_typed() -> None:
+    assert resources.files("django_imagekit_storage").joinpath("py.typed").is_file()
+
+
+def test_every_public_name_resolves() -> None:
+    for name in django_imagekit_storage.__all__:
+        assert getattr(django_imagekit_storage, name) is not None
+    assert set(dir(django_imagekit_storage)) >= set(django_imagekit_storage.__all__)
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="NotAThing"):
+        django_imagekit_storage.NotAThing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_lazy_exports_match_all() -> None:
+    assert set(django_imagekit_storage._EXPORTS) | {"__version__"} == set(
+        django_imagekit_storage.__all__
+    )
+
+
+def test_app_config_label() -> None:
+    from django.apps import apps
+
+    config = apps.get_app_config("django_imagekit_storage")
+    assert type(config).__qualname__ == "ImageKitStorageConfig"
+    assert config.name == "django_imagekit_storage"
