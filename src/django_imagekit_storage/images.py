@@ -359,17 +359,18 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
     try:
         im = Image.open(buffer, formats=formats)
     except UnidentifiedImageError:
-        raise InvalidImageError(
-            f"The data is not an image in a supported format ({', '.join(formats)}); "
-            f"HEIC, SVG and other formats must be converted first"
-        ) from None
+        raise InvalidImageError(_unidentified_message(buffer.getvalue(), formats)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # Pillow's own global limit (Image.MAX_IMAGE_PIXELS), hit inside open().
         raise InvalidImageError(
             f"The image's declared size is far too large to decode safely ({error})"
         ) from None
     except _DECODE_ERRORS as error:
-        raise InvalidImageError(f"The image header is corrupt ({error})") from error
+        kind = _sniff(buffer.getvalue()) or "image"
+        raise InvalidImageError(
+            f"The {kind} is truncated or its header is corrupt ({error}); "
+            f"upload the complete, undamaged file"
+        ) from error
     width, height = im.size
     if width <= 0 or height <= 0:
         im.close()
@@ -381,6 +382,53 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
             f"limit of {max_pixels / 1e6:.1f} megapixels (max_pixels); refused before decoding"
         )
     return im
+
+
+def _sniff(data: bytes) -> str | None:
+    """A name for what the first bytes look like, only to make error messages precise."""
+    head = data[:1024]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"):
+            return "HEIC"
+    if b"<svg" in head.lower():
+        return "SVG"
+    if head.startswith((b"%PDF", b"%!PS", b"\xc5\xd0\xd3\xc6")):
+        return "PDF/PostScript"
+    return None
+
+
+def _unidentified_message(data: bytes, formats: list[str]) -> str:
+    kind = _sniff(data)
+    if kind in formats:
+        return (
+            f"The data starts like a {kind} image but its header is incomplete or corrupt; "
+            f"upload the complete, undamaged file"
+        )
+    if kind == "HEIC":
+        return (
+            "HEIC/HEIF images (iPhone photos) are not supported; convert to JPEG first "
+            "(on the iPhone: Settings > Camera > Formats > Most Compatible)"
+        )
+    if kind == "SVG":
+        return "SVG is a vector format (which can carry scripts) and is not decoded here"
+    if kind is not None:
+        return f"{kind} files are not accepted; supported formats: {', '.join(formats)}"
+    return f"The data is not an image in a supported format ({', '.join(formats)})"
 
 
 def _orientation(im: Image.Image) -> int:
@@ -619,7 +667,14 @@ class _Encoder:
         if self.spec.keep_metadata:
             if self.metadata.exif:
                 options["exif"] = self.metadata.exif
-            if self.metadata.xmp:
+            if self.metadata.xmp and fmt == "PNG":
+                from PIL import PngImagePlugin
+
+                # Pillow's PNG writer has no xmp= option: XMP goes in its standard iTXt chunk.
+                text = PngImagePlugin.PngInfo()
+                text.add_itxt("XML:com.adobe.xmp", self.metadata.xmp.decode("utf-8", "replace"))
+                options["pnginfo"] = text
+            elif self.metadata.xmp:
                 options["xmp"] = self.metadata.xmp
         return options
 
