@@ -11,10 +11,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image, ImageChops, ImageFile, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageFilter, ImageStat
 
 from django_imagekit_storage import (
     ImageSpec,
@@ -78,6 +79,11 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
+def grey_extrema(image: Image.Image) -> tuple[int, int]:
+    low, high = cast("tuple[int, int]", image.convert("L").getextrema())
+    return low, high
+
+
 def exif_with_gps(orientation: int = 1) -> Image.Exif:
     exif = Image.Exif()
     exif[0x010F] = "TestCam"  # Make
@@ -113,9 +119,10 @@ def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") 
         + b"\0" * 3  # scriptcode code + count
         + b"\0" * 67
     )
-    xyz: Callable[[float, float, float], bytes] = (
-        lambda x, y, z: b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
-    )
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
+
     curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0233) + b"\0\0"  # gamma 2.2
     tags: list[tuple[bytes, bytes]] = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249))]
     if space == b"RGB ":
@@ -269,20 +276,38 @@ def test_shrink_on_load_decodes_jpeg_at_the_needed_size(caplog: pytest.LogCaptur
     assert "decode at 400x300 (target 300x225)" in caplog.text
 
 
-def test_resize_is_equivalent_to_a_full_lanczos(caplog: pytest.LogCaptureFixture) -> None:
-    # The check: PSNR against a full-resolution decode + LANCZOS resize of the same JPEG,
-    # on lossless (PNG) outputs so only the resampling differs. >= 38 dB is visually identical.
-    data = encode(photo((1600, 1200)), "JPEG", quality=95)
+def hairlines(size: tuple[int, int]) -> Image.Image:
+    """Worst case for DCT-domain scaling: fine texture and 2 px diagonal lines (moire)."""
+    texture = Image.effect_noise((size[0] // 3, size[1] // 3), 80).resize(size)
+    image = Image.merge("RGB", [texture, *photo(size).split()[1:]])
+    draw = ImageDraw.Draw(image)
+    for x in range(0, size[0], 37):
+        draw.line((x, 0, size[0] - x, size[1]), fill=(255, 255, 0), width=2)
+    return image
+
+
+@pytest.mark.parametrize(("content", "raw_db"), [(photo, 38), (hairlines, 26)])
+def test_resize_is_equivalent_to_a_full_lanczos(
+    content: Callable[[tuple[int, int]], Image.Image], raw_db: float
+) -> None:
+    # The check: PSNR against a full-resolution decode + LANCZOS of the same JPEG, on lossless
+    # (PNG) outputs so only the resampling differs, after a 1 px Gaussian blur (what the eye
+    # resolves at 1:1; it removes the sub-pixel phase of moire, which raw PSNR punishes).
+    # >= 40 dB there is visually identical; LANCZOS vs BICUBIC measures ~51 dB. Raw PSNR is
+    # also bounded: >= 38 dB on photo-like content (LANCZOS vs BICUBIC: ~38 dB).
+    data = encode(content((1600, 1200)), "JPEG", quality=95)
     specs = {
-        "main": ImageSpec(format="PNG", max_size=700),
-        "thumb": ImageSpec(format="PNG", max_size=150),
+        "main": ImageSpec(format="PNG", max_size=700),  # decoded at 1/2 scale, then LANCZOS
+        "thumb": ImageSpec(format="PNG", max_size=150),  # from "main", via reduce()
     }
     results = optimize_image_variants(data, specs)
     reference = Image.open(io.BytesIO(data)).convert("RGB")
-    for name, spec in specs.items():
+    blur = ImageFilter.GaussianBlur(1)
+    for name in specs:
         result = decode(results[name])
         expected = reference.resize(result.size, Image.Resampling.LANCZOS)
-        assert psnr(result, expected) >= 38, name
+        assert psnr(result.filter(blur), expected.filter(blur)) >= 40, name
+        assert psnr(result, expected) >= raw_db, name
 
 
 # ------------------------------------------------------------------------ orientation
@@ -379,7 +404,9 @@ def test_metadata_stripped_by_default(fmt: str, source: str) -> None:
 
 @pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
 def test_keep_metadata(fmt: str) -> None:
-    image = decode(optimize_image_from_bytes(source_with_metadata("JPEG"), format=fmt, keep_metadata=True))
+    image = decode(
+        optimize_image_from_bytes(source_with_metadata("JPEG"), format=fmt, keep_metadata=True)
+    )
     exif = image.getexif()
     assert exif.get(0x010F) == "TestCam"
     assert exif.get_ifd(0x8825)[1] == "N"  # GPS kept, as asked
@@ -527,7 +554,7 @@ def test_16_bit_grey_is_scaled_not_clipped_to_white() -> None:
     data = encode(sixteen, "PNG")
     assert Image.open(io.BytesIO(data)).mode == "I;16"
     result = decode(optimize_image_from_bytes(data, format="PNG", max_size=32))
-    low, high = result.convert("L").getextrema()  # type: ignore[misc]
+    low, high = grey_extrema(result)
     assert low < 20
     assert high > 230
     mean = ImageStat.Stat(result.convert("L")).mean[0]
@@ -542,12 +569,11 @@ def test_32_bit_integer_and_float_tiffs(mode: str, scale: float) -> None:
     image = gradient.convert(mode).point(lambda v: v * scale)
     result = decode(optimize_image_from_bytes(encode(image, "TIFF"), format="PNG"))
     grey = result.convert("L")
-    low, high = grey.getextrema()  # type: ignore[misc]
+    low, high = grey_extrema(grey)
     assert low < 20
     assert high > 230
-    got, expected = grey.getpixel((0, 32)), gradient.getpixel((0, 32))
-    assert isinstance(got, int)
-    assert isinstance(expected, int)
+    got = cast("int", grey.getpixel((0, 32)))
+    expected = cast("int", gradient.getpixel((0, 32)))
     assert abs(got - expected) <= 20
 
 
@@ -555,7 +581,7 @@ def test_32_bit_integer_and_float_tiffs(mode: str, scale: float) -> None:
 def test_animated_input_gives_the_first_frame(fmt: str) -> None:
     frames = [Image.new("RGB", (40, 40), color) for color in ("red", "blue", "green")]
     data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
-    assert Image.open(io.BytesIO(data)).n_frames == 3
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3
     result = optimize_image_from_bytes(data, format="WEBP")
     image = decode(result)
     assert getattr(image, "n_frames", 1) == 1
@@ -611,7 +637,9 @@ def test_max_bytes_keeps_transparency_in_png() -> None:
 def test_max_bytes_impossible(fmt: str) -> None:
     data = encode(photo((200, 150)), "PNG")
     started = time.perf_counter()
-    with pytest.raises(MaxBytesError, match=rf"No {fmt} output of at least {MIN_SIDE} px fits in 30 bytes"):
+    with pytest.raises(
+        MaxBytesError, match=rf"No {fmt} output of at least {MIN_SIDE} px fits in 30 bytes"
+    ):
         optimize_image_from_bytes(data, format=fmt, max_bytes=30)
     assert time.perf_counter() - started < 2
     assert issubclass(MaxBytesError, ValueError)
@@ -635,7 +663,12 @@ def test_one_read_gives_main_and_thumbnail(monkeypatch: pytest.MonkeyPatch) -> N
 
     opened: list[object] = []
     real_open = Image.open
-    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+
+    def counting_open(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
     variants = optimize_image_variants(
         data,
         {
@@ -648,7 +681,7 @@ def test_one_read_gives_main_and_thumbnail(monkeypatch: pytest.MonkeyPatch) -> N
     assert (variants["main"].width, variants["main"].height) == (1024, 768)
     assert (variants["thumb"].width, variants["thumb"].height) == (300, 225)
     assert variants["main"].as_file("photos/Cat.JPG").name == "photos/Cat.webp"
-    assert variants["thumb"].as_file(upload.name).name == "Cat.jpg"
+    assert variants["thumb"].as_file(str(upload.name)).name == "Cat.jpg"
     # The same bytes serve any number of further calls.
     again = optimize_image_from_bytes(data, max_size=1024)
     assert again.data == variants["main"].data
@@ -662,7 +695,15 @@ def test_variants_share_one_decode(caplog: pytest.LogCaptureFixture) -> None:
         )
     assert caplog.text.count("decode at") == 1
     assert "decode at 1600x1200 (target 1600x1200)" in caplog.text  # "c" needs it all
-    for stage in ("open", "decode", "normalise", "resize", "encode 'a'", "encode 'b'", "encode 'c'"):
+    for stage in (
+        "open",
+        "decode",
+        "normalise",
+        "resize",
+        "encode 'a'",
+        "encode 'b'",
+        "encode 'c'",
+    ):
         assert f"{stage}" in caplog.text
     assert " ms" in caplog.text
 
@@ -689,10 +730,10 @@ def test_as_file_naming(name: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["", "photos/", None])
-def test_as_file_needs_a_name(name: str) -> None:
+def test_as_file_needs_a_name(name: str | None) -> None:
     result = optimize_image_from_bytes(encode(photo((20, 20)), "PNG"))
     with pytest.raises(ValueError, match="name must be a file name"):
-        result.as_file(name)
+        result.as_file(name)  # type: ignore[arg-type]
 
 
 def test_threads_share_no_state() -> None:
@@ -721,18 +762,25 @@ def test_pillow_globals_are_left_alone() -> None:
     optimize_image_from_bytes(encode(photo(), "JPEG"), max_pixels=10**9)
     with pytest.raises(InvalidImageError):
         optimize_image_from_bytes(encode(photo(), "JPEG")[:500])
-    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
+    assert before == (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
 
 
 # ----------------------------------------------------------------------- hostile input
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
 
 
 def _png(width: int, height: int, idat: bytes | None) -> bytes:
-    header = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    header = b"\x89PNG\r\n\x1a\n" + _chunk(
+        b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    )
     if idat is None:
         return header
     return header + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
@@ -762,8 +810,14 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "truncated PNG": (lambda: _PNG[: len(_PNG) // 2], "PNG .*truncated"),
     "header-only JPEG": (lambda: _JPEG[: _JPEG.index(b"\xff\xda")], "JPEG .*truncated"),
     "header-only PNG": (lambda: _png(64, 48, None), "PNG .*incomplete"),
-    "PNG bomb (declared 400 MP)": (lambda: _png(20000, 20000, zlib.compress(b"\0" * 64)), "too large"),
-    "PNG bomb (real, 64 MP of zeros)": (lambda: _png(8000, 8000, _zlib_zeros(8001, 8000)), "64.0 megapixels"),
+    "PNG bomb (declared 400 MP)": (
+        lambda: _png(20000, 20000, zlib.compress(b"\0" * 64)),
+        "too large",
+    ),
+    "PNG bomb (real, 64 MP of zeros)": (
+        lambda: _png(8000, 8000, _zlib_zeros(8001, 8000)),
+        "64.0 megapixels",
+    ),
     "JPEG declaring 65500x65500": (lambda: _jpeg_declaring(65500, 65500), "too large"),
     "JPEG declaring 60000x1000": (lambda: _jpeg_declaring(60000, 1000), "60000x1000"),
     "zero-size PNG": (lambda: _png(0, 10, zlib.compress(b"\0")), "PNG"),
@@ -773,9 +827,18 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     ),
     "SVG": (lambda: b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
     "HEIC": (lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200), "HEIC"),
-    "EPS (Ghostscript)": (lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n", "not accepted"),
-    "ICO (decoder not allowed)": (lambda: encode(Image.new("RGB", (16, 16)), "ICO"), "not an image"),
-    "PCX (decoder not allowed)": (lambda: encode(Image.new("RGB", (16, 16)), "PCX"), "not an image"),
+    "EPS (Ghostscript)": (
+        lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
+        "not accepted",
+    ),
+    "ICO (decoder not allowed)": (
+        lambda: encode(Image.new("RGB", (16, 16)), "ICO"),
+        "not an image",
+    ),
+    "PCX (decoder not allowed)": (
+        lambda: encode(Image.new("RGB", (16, 16)), "PCX"),
+        "not an image",
+    ),
 }
 
 

@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from PIL import Image, ImageColor, UnidentifiedImageError
 
@@ -131,9 +131,7 @@ def _check_max_size(value: object) -> tuple[int, int] | None:
         width = _check_positive_int("max_size width", value[0])
         height = _check_positive_int("max_size height", value[1])
         return (width, height)
-    raise TypeError(
-        f"max_size must be an int, a (width, height) tuple or None, not {value!r}"
-    )
+    raise TypeError(f"max_size must be an int, a (width, height) tuple or None, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -208,7 +206,7 @@ class OptimizedImage:
 
     def filename(self, name: str) -> str:
         """``name`` with its extension replaced by this image's (``"a/Cat.JPG"`` -> ``"a/Cat.webp"``)."""
-        if not isinstance(name, str) or not name or name.endswith(("/", "\\")):
+        if not _is_file_name(name):
             raise ValueError(f"name must be a file name such as 'photos/cat.jpg', not {name!r}")
         head, tail = posixpath.split(name)
         # Only the last suffix goes: ".hidden" stays whole, "a.tar.gz" -> "a.tar.webp".
@@ -228,7 +226,7 @@ class OptimizedImage:
 def optimize_image_from_bytes(
     data: bytes,
     *,
-    format: str = "WEBP",  # noqa: A002  # the issue's public keyword name
+    format: str = "WEBP",  # the issue's public keyword name
     max_size: MaxSize = 2048,
     quality: int = 80,
     max_bytes: int | None = None,
@@ -265,11 +263,7 @@ def optimize_image_variants(
     resized from that already-small image, so a thumbnail costs a few milliseconds.
     """
     _check_positive_int("max_pixels", max_pixels)
-    if not isinstance(specs, Mapping) or not specs:
-        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
-    for name, spec in specs.items():
-        if not isinstance(spec, ImageSpec):
-            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
+    _check_specs(specs)
     buffer = _as_buffer(data)
 
     started = time.perf_counter()
@@ -337,6 +331,19 @@ def optimize_image_variants(
 
 
 # ------------------------------------------------------------------------------- decoding
+
+
+def _is_file_name(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and not name.endswith(("/", "\\"))
+
+
+def _check_specs(specs: object) -> None:
+    # Typed callers cannot get this wrong; untyped ones (and dicts built at runtime) can.
+    if not isinstance(specs, Mapping) or not specs:
+        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
+    for name, spec in specs.items():
+        if not isinstance(spec, ImageSpec):
+            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
 
 
 def _stage(stage: str, started: float, message: str, *args: object) -> None:
@@ -493,10 +500,8 @@ class _Metadata:
         xmp = im.info.get("xmp")
         if isinstance(xmp, str):
             xmp = xmp.encode()
-        if isinstance(xmp, bytes) and xmp:
-            xmp = _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
-        else:
-            xmp = None
+        # An XMP tiff:Orientation would rotate the already-upright pixels a second time.
+        xmp = _XMP_ORIENTATION.sub(rb"\g<1>1", xmp) if isinstance(xmp, bytes) and xmp else None
         return cls(exif, xmp, icc)
 
 
@@ -550,8 +555,7 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bo
 def _int_to_l(im: Image.Image) -> Image.Image:
     # Converting 16/32-bit integers to L clips everything above 255 to white: scale first.
     im = im.convert("I") if im.mode != "I" else im
-    low, high = im.getextrema()
-    assert isinstance(low, int | float) and isinstance(high, int | float)
+    low, high = _extrema(im)
     if high <= 255 and low >= 0:
         return im.convert("L")
     if low >= 0 and high <= 65535:
@@ -560,9 +564,13 @@ def _int_to_l(im: Image.Image) -> Image.Image:
     return im.point(lambda value: (value - low) * (255 / span)).convert("L")
 
 
+def _extrema(im: Image.Image) -> tuple[float, float]:
+    low, high = cast("tuple[float, float]", im.getextrema())  # one band: (min, max)
+    return low, high
+
+
 def _float_to_l(im: Image.Image) -> Image.Image:
-    low, high = im.getextrema()
-    assert isinstance(low, int | float) and isinstance(high, int | float)
+    low, high = _extrema(im)
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InvalidImageError("The floating-point image contains NaN or infinite values")
     if low >= 0 and high <= 1:
@@ -761,4 +769,3 @@ class _Encoder:
             f"{self.spec.max_bytes} bytes (the smallest attempt was {size} bytes); "
             f"raise max_bytes"
         )
-
