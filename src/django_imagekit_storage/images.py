@@ -266,6 +266,41 @@ def optimize_image_variants(
     _check_specs(specs)
     buffer = _as_buffer(data)
 
+    work, targets, metadata, icc, palette_source = _decode(buffer, specs, max_pixels)
+
+    order = sorted(specs, key=lambda n: targets[n][0] * targets[n][1], reverse=True)
+    results: dict[str, OptimizedImage] = {}
+    for name in order:
+        spec = specs[name]
+        started = time.perf_counter()
+        image = work
+        if targets[name] != work.size:
+            image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
+        result = _Encoder(spec, metadata, icc, palette_source).encode(image)
+        _stage(
+            "encode",
+            started,
+            "%r: %s %dx%d, %d bytes",
+            name,
+            result.format,
+            result.width,
+            result.height,
+            result.size,
+        )
+        results[name] = result
+    return {name: results[name] for name in specs}
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+def _decode(
+    buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int
+) -> tuple[Image.Image, dict[str, tuple[int, int]], _Metadata, bytes | None, bool]:
+    """Decode once, at the largest output size: (upright image, targets, metadata, ICC, palette).
+
+    A function of its own so the full decode is freed on return, before any encode.
+    """
     started = time.perf_counter()
     im = _open(buffer, max_pixels)  # not closed: closing would free the decoded pixels
     source_format = im.format or "?"
@@ -306,31 +341,7 @@ def optimize_image_variants(
         work = work.transpose(_TRANSPOSE[orientation])
     work = _drop_opaque_alpha(work)
     _stage("resize", started, "to %dx%d, orientation %d, %s", *work.size, orientation, work.mode)
-
-    order = sorted(specs, key=lambda n: targets[n][0] * targets[n][1], reverse=True)
-    results: dict[str, OptimizedImage] = {}
-    for name in order:
-        spec = specs[name]
-        started = time.perf_counter()
-        image = work
-        if targets[name] != work.size:
-            image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
-        result = _Encoder(spec, metadata, icc, palette_source).encode(image)
-        _stage(
-            "encode",
-            started,
-            "%r: %s %dx%d, %d bytes",
-            name,
-            result.format,
-            result.width,
-            result.height,
-            result.size,
-        )
-        results[name] = result
-    return {name: results[name] for name in specs}
-
-
-# ------------------------------------------------------------------------------- decoding
+    return work, targets, metadata, icc, palette_source
 
 
 def _is_file_name(name: object) -> bool:
