@@ -57,9 +57,13 @@ _OUTPUT_FORMATS: dict[str, tuple[str, str, bool]] = {
 }
 _FORMAT_ALIASES = {"JPG": "JPEG"}
 
-#: libwebp effort (0-6). 4 is Pillow's default and the best bytes/time balance measured in
-#: benchmarks/bench_images.py (see docs/images.md); 6 is several times slower for ~2-3%.
-WEBP_METHOD = 4
+#: libwebp effort (method, 0-6) by output size, measured in benchmarks/bench_images.py
+#: (docs/images.md): on a 2048 px photo, method 2 encodes in 0.44x the time of method 4 for
+#: ~4-7% more bytes, and that encode is most of the call. Small outputs (thumbnails, the
+#: images a page shows many of) are cheap to encode, so they get the full method 4.
+WEBP_METHOD_LARGE = 2
+WEBP_METHOD_SMALL = 4
+WEBP_LARGE_PIXELS = 1_000_000
 # Lowest quality the max_bytes search goes to before it shrinks the image instead: below
 # this, blocking artefacts look worse than a smaller picture.
 QUALITY_FLOOR = 20
@@ -675,7 +679,9 @@ class _Encoder:
         if fmt == "JPEG":
             options.update(quality=quality, optimize=True, progressive=True)
         elif fmt == "WEBP":
-            options.update(quality=quality, method=WEBP_METHOD, lossless=lossless)
+            large = image.width * image.height > WEBP_LARGE_PIXELS
+            method = WEBP_METHOD_LARGE if large else WEBP_METHOD_SMALL
+            options.update(quality=quality, method=method, lossless=lossless)
         elif fmt == "AVIF":
             options.update(quality=quality)
         else:
