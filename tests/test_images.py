@@ -428,6 +428,14 @@ def test_png_text_chunks_are_not_copied() -> None:
         assert "parameters" not in image.info
 
 
+def test_jpeg_comment_is_not_copied() -> None:
+    data = encode(photo(), "JPEG", comment=b"shot at 12 Main Street")
+    assert Image.open(io.BytesIO(data)).info["comment"]
+    for keep in (False, True):
+        image = decode(optimize_image_from_bytes(data, format="JPEG", keep_metadata=keep))
+        assert "comment" not in image.info
+
+
 def test_wide_gamut_profile_is_kept_byte_for_byte() -> None:
     from PIL import ImageCms
 
