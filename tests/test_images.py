@@ -540,6 +540,38 @@ def test_common_modes(mode: str, fmt: str) -> None:
         assert decode(result).size == (100, 75)
 
 
+@pytest.mark.parametrize("mode", ["YCbCr", "LAB"])
+def test_other_tiff_modes_become_rgb(mode: str) -> None:
+    data = encode(quadrants((64, 48)).convert(mode), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == mode
+    image = decode(optimize_image_from_bytes(data, format="PNG"))
+    assert image.mode == "RGB"
+    assert close(image.getpixel((8, 8)), (255, 0, 0), 60)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_png_colour_key_transparency_becomes_alpha(mode: str) -> None:
+    image = Image.new(mode, (40, 40), "white" if mode == "RGB" else 255)
+    image.paste((0, 0, 0) if mode == "RGB" else 0, (0, 0, 20, 40))
+    key = (0, 0, 0) if mode == "RGB" else 0
+    data = encode(image, "PNG", transparency=key)
+    result = decode(optimize_image_from_bytes(data, format="WEBP"))
+    assert result.mode == "RGBA"
+    assert result.getpixel((5, 20))[3] == 0  # type: ignore[index]
+    assert result.getpixel((35, 20))[3] == 255  # type: ignore[index]
+
+
+def test_mpo_from_a_phone_camera_uses_the_first_picture() -> None:
+    frames = [quadrants((800, 400)), Image.new("RGB", (800, 400), "black")]
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    data = encode(frames[0], "MPO", save_all=True, append_images=frames[1:], exif=exif.tobytes())
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    result = optimize_image_from_bytes(data, format="PNG", max_size=100)
+    assert (result.width, result.height) == (100, 50)
+    assert_upright(decode(result))
+
+
 def test_la_keeps_its_alpha() -> None:
     image = transparent_logo().convert("LA")
     result = decode(optimize_image_from_bytes(encode(image, "PNG"), format="WEBP"))

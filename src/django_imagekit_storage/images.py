@@ -76,7 +76,7 @@ _BISECT_STEPS = 5
 _REDUCING_GAP = 3.0
 _LANCZOS = Image.Resampling.LANCZOS
 
-# EXIF orientation -> the transposition(s) that make the image upright.
+# EXIF orientation -> the transposition that makes the image upright.
 _ORIENTATION = 0x0112
 _TRANSPOSE: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -540,7 +540,9 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bo
     mode = im.mode
     palette_source = mode in ("P", "PA", "1")
     out: Image.Image
-    if mode in ("L", "LA", "RGB", "RGBA"):
+    if mode in ("L", "RGB") and "transparency" in im.info:
+        out = im.convert(mode + "A")  # a PNG tRNS colour key becomes real alpha
+    elif mode in ("L", "LA", "RGB", "RGBA"):
         out = im
     elif mode == "1":
         out = im.convert("L")
