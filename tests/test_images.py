@@ -11,6 +11,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -356,8 +357,8 @@ def test_exif_orientation_jpeg(orientation: int) -> None:
 def test_exif_orientation_png_and_webp(orientation: int) -> None:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    for fmt in ("PNG", "WEBP"):
-        data = encode(stored(orientation), fmt, exif=exif.tobytes(), lossless=True)
+    for fmt in ["PNG", "WEBP"] + (["AVIF"] if HAS_AVIF else []):
+        data = encode(stored(orientation), fmt, exif=exif.tobytes(), lossless=True, quality=100)
         assert_upright(decode(optimize_image_from_bytes(data, format="PNG")))
 
 
@@ -446,6 +447,15 @@ def test_wide_gamut_profile_is_kept_byte_for_byte() -> None:
         for keep in (False, True):
             result = optimize_image_from_bytes(data, format=fmt, keep_metadata=keep)
             assert decode(result).info.get("icc_profile") == p3, fmt
+
+
+def test_wide_gamut_profile_survives_max_bytes_quantisation() -> None:
+    p3 = icc_profile()
+    data = encode(photo((300, 200)), "PNG", icc_profile=p3)
+    full = optimize_image_from_bytes(data, format="PNG")
+    small = decode(optimize_image_from_bytes(data, format="PNG", max_bytes=full.size // 2))
+    assert small.mode == "P"
+    assert small.info.get("icc_profile") == p3
 
 
 def test_srgb_profile_is_dropped_as_redundant() -> None:
@@ -891,6 +901,26 @@ def test_hostile_input_is_refused_quickly(case: str) -> None:
         optimize_image_variants(data, {"main": ImageSpec(), "thumb": ImageSpec(max_size=100)})
     assert time.perf_counter() - started < 0.5
     assert issubclass(InvalidImageError, ValueError)
+
+
+def _peak_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc needed")
+@pytest.mark.parametrize(
+    "case", ["PNG bomb (declared 400 MP)", "PNG bomb (real, 50.4 MP of zeros)"]
+)
+def test_bombs_make_no_large_allocation(case: str) -> None:
+    data = HOSTILE[case][0]()
+    before = _peak_rss_kib()
+    with pytest.raises(InvalidImageError):
+        optimize_image_from_bytes(data)
+    # The process's all-time peak resident memory did not move: no 50-400 MB buffer.
+    assert _peak_rss_kib() - before < 16 * 1024
 
 
 def test_max_pixels_is_checked_before_decoding() -> None:

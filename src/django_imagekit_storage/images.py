@@ -688,8 +688,9 @@ class _Encoder:
             options.update(quality=quality)
         else:
             options.update(compress_level=9 if image.mode == "P" else 6)
+        # A palette's colours are RGB, so an RGB profile applies to quantised PNGs as well.
         space = b"GRAY" if image.mode in ("L", "LA") else b"RGB "
-        if self.icc is not None and _icc_space(self.icc) == space and image.mode != "P":
+        if self.icc is not None and _icc_space(self.icc) == space:
             options["icc_profile"] = self.icc
         if self.spec.keep_metadata:
             if self.metadata.exif:
