@@ -110,7 +110,8 @@ def _s15(value: float) -> bytes:
 
 
 def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") -> bytes:
-    """A minimal, valid ICC v2 display profile (matrix/TRC, or grey TRC)."""
+    """A minimal, valid ICC v2 profile: RGB matrix/TRC, grey TRC, or a CMYK -> Lab LUT that
+    maps any ink without K to mid grey (so its use is unmistakable)."""
     desc_ascii = description.encode() + b"\0"
     desc = (
         b"desc\0\0\0\0"
@@ -135,8 +136,20 @@ def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") 
             (b"gTRC", curve),
             (b"bTRC", curve),
         ]
-    else:
+    elif space == b"GRAY":
         tags.append((b"kTRC", curve))
+    else:
+        ramp = bytes(range(256))
+        lut8 = (
+            b"mft1\0\0\0\0"
+            + bytes([4, 3, 2, 0])  # 4 inputs, 3 outputs, 2 grid points
+            + b"".join(_s15(1.0 if i % 4 == 0 else 0.0) for i in range(9))  # identity
+            + ramp * 4
+            # CLUT corners (C, M, Y, K in {0, 1}, K fastest): black with K, else L* 50 grey.
+            + bytes([128, 128, 128, 0, 128, 128]) * 8
+            + ramp * 3
+        )
+        tags.append((b"A2B0", lut8))
     tags.append((b"cprt", b"text\0\0\0\0No copyright\0\0\0\0"))
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
@@ -148,9 +161,10 @@ def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") 
     header = (
         struct.pack(">I", size)
         + b"\0\0\0\0"
-        + b"\x02\x10\0\0mntr"
+        + b"\x02\x10\0\0"
+        + (b"prtr" if space == b"CMYK" else b"mntr")
         + space
-        + b"XYZ "
+        + (b"Lab " if space == b"CMYK" else b"XYZ ")
         + b"\0" * 12
         + b"acsp"
         + b"\0" * 24
@@ -195,6 +209,13 @@ def test_output_fields(fmt: str) -> None:
 def test_unknown_format_is_refused_before_decoding() -> None:
     with pytest.raises(ValueError, match=r"format 'GIF' is not supported; use one of WEBP"):
         optimize_image_from_bytes(b"not even an image", format="GIF")
+
+
+def test_avif_without_an_encoder_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on a Pillow built without libavif (or older than 11.2).
+    monkeypatch.delitem(Image.SAVE, "AVIF", raising=False)
+    with pytest.raises(ValueError, match="'AVIF' needs a Pillow built with its encoder"):
+        ImageSpec(format="avif")
 
 
 @pytest.mark.parametrize(
@@ -553,7 +574,8 @@ def test_common_modes(mode: str, fmt: str) -> None:
 @pytest.mark.parametrize("mode", ["YCbCr", "LAB"])
 def test_other_tiff_modes_become_rgb(mode: str) -> None:
     data = encode(quadrants((64, 48)).convert(mode), "TIFF")
-    assert Image.open(io.BytesIO(data)).mode == mode
+    if Image.open(io.BytesIO(data)).mode != mode:  # Pillow 12 reads YCbCr TIFFs as RGB
+        pytest.skip(f"this Pillow does not read {mode} TIFFs as {mode}")
     image = decode(optimize_image_from_bytes(data, format="PNG"))
     assert image.mode == "RGB"
     assert close(image.getpixel((8, 8)), (255, 0, 0), 60)  # type: ignore[arg-type]
@@ -596,6 +618,17 @@ def test_cmyk_jpeg() -> None:
         image = decode(optimize_image_from_bytes(data, format=fmt))
         assert image.mode == "RGB"
         assert close(image.getpixel((32, 32)), (0, 255, 255))  # type: ignore[arg-type]
+
+
+def test_cmyk_is_converted_through_its_embedded_profile() -> None:
+    cmyk = Image.new("CMYK", (64, 64), (255, 0, 0, 0))  # cyan, which this profile calls grey
+    data = encode(cmyk, "JPEG", quality=95, icc_profile=icc_profile(b"CMYK", "Test CMYK"))
+    image = decode(optimize_image_from_bytes(data, format="WEBP"))
+    assert image.mode == "RGB"
+    red, green, blue = cast("tuple[int, int, int]", image.getpixel((32, 32)))
+    assert max(red, green, blue) - min(red, green, blue) < 12  # grey, not the naive cyan
+    assert 90 < red < 150
+    assert not image.info.get("icc_profile")  # a CMYK profile cannot describe RGB
 
 
 def test_16_bit_grey_is_scaled_not_clipped_to_white() -> None:
@@ -858,7 +891,10 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "text": (lambda: b"hello, world\n" * 10, "not an image"),
     "truncated JPEG": (lambda: _JPEG[: len(_JPEG) // 2], "JPEG .*truncated"),
     "truncated PNG": (lambda: _PNG[: len(_PNG) // 2], "PNG .*truncated"),
-    "header-only JPEG": (lambda: _JPEG[: _JPEG.index(b"\xff\xda")], "JPEG .*truncated"),
+    "header-only JPEG": (
+        lambda: _JPEG[: _JPEG.index(b"\xff\xda")],
+        "JPEG .*(truncated|incomplete)",  # found at open or at load, by Pillow version
+    ),
     "header-only PNG": (lambda: _png(64, 48, None), "PNG .*incomplete"),
     "PNG bomb (declared 400 MP)": (
         lambda: _png(20000, 20000, zlib.compress(b"\0" * 64)),

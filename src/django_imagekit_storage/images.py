@@ -609,8 +609,7 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
                 im,
                 ImageCms.ImageCmsProfile(io.BytesIO(icc)),
                 ImageCms.createProfile("sRGB"),
-                renderingIntent=ImageCms.Intent.PERCEPTUAL,
-                outputMode="RGB",
+                outputMode="RGB",  # perceptual intent, the default in every Pillow
             )
         except (ImageCms.PyCMSError, OSError) as error:
             logger.debug("CMYK profile unusable (%s); naive conversion", error)
