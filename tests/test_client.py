@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -372,20 +372,30 @@ def test_lost_upload_answer_leaves_exactly_one_file(
     assert imagekit.count("list") == (0 if overwrite else 1)
 
 
+@pytest.mark.parametrize(
+    ("theirs", "age"),
+    [
+        pytest.param(b"theirs, longer", timedelta(0), id="other-size"),
+        pytest.param(b"same", timedelta(hours=1), id="same-size-but-old"),
+    ],
+)
 def test_retry_finding_someone_elses_file_is_file_exists(
-    client: ImageKitClient, imagekit: FakeImageKitServer
+    theirs: bytes, age: timedelta, client: ImageKitClient, imagekit: FakeImageKitServer
 ) -> None:
     # The first attempt fails after possibly reaching ImageKit; while we wait, another
-    # writer takes the path with different content.
+    # writer takes the path.
     imagekit.fail("upload", 503, headers={"Retry-After": "0.4"})
-    timer = threading.Timer(0.1, imagekit.add_file, args=("race/x.txt", b"theirs, longer"))
+    created = datetime.now(timezone.utc) - age
+    timer = threading.Timer(
+        0.1, imagekit.add_file, args=("race/x.txt", theirs), kwargs={"created_at": created}
+    )
     timer.start()
     try:
         with pytest.raises(ImageKitFileExistsError):
             upload(client, "race/x.txt", b"ours")
     finally:
         timer.join()
-    assert imagekit.files["/race/x.txt"].data == b"theirs, longer"
+    assert imagekit.files["/race/x.txt"].data == theirs
     assert imagekit.count("upload") == 2
     assert imagekit.count("list") == 1
 

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import httpcore
@@ -85,6 +85,9 @@ _RESERVED_UPLOAD_KWARGS: Final = frozenset(
         "timeout",
     }
 )
+# An upload's own earlier attempt cannot have created the file before the call began;
+# this much clock difference between us and ImageKit is tolerated.
+_CLOCK_SKEW: Final = timedelta(minutes=5)
 # Not worth retrying with less time than this left after the wait.
 _MIN_ATTEMPT: Final = 0.05
 _RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
@@ -661,7 +664,9 @@ class ImageKitClient:
             error = ImageKitFileExistsError("the path is taken and overwriting is off", **fields)
         else:
             error = ImageKitStorageError(f"ImageKit answered with an error ({tries})", **fields)
-        logger.error("%s", error)
+        # "Exists" is an answer the storage acts on (it picks another name), not a failure.
+        level = logging.INFO if isinstance(error, ImageKitFileExistsError) else logging.ERROR
+        logger.log(level, "%s", error)
         return error
 
     def _timeout(
@@ -778,6 +783,7 @@ class ImageKitClient:
         kwargs.update(self._upload_extra(extra))
         sdk = self._clients()[0]
         started = time.monotonic()
+        began = datetime.now(timezone.utc)
 
         def attempt(attempt: _Attempt) -> RemoteFile:
             if attempt.number > 1:
@@ -791,7 +797,7 @@ class ImageKitClient:
             except imagekitio.APIStatusError as error:
                 failure = _classify(error)
                 if _is_exists(failure) and attempt.maybe_processed and not overwrite:
-                    ours = self._our_earlier_upload(path, size)
+                    ours = self._our_earlier_upload(path, size, began)
                     if ours is not None:
                         return ours
                 raise
@@ -879,9 +885,18 @@ class ImageKitClient:
             )
         return found
 
-    def _our_earlier_upload(self, path: str, size: int | None) -> RemoteFile | None:
+    def _our_earlier_upload(
+        self, path: str, size: int | None, began: datetime
+    ) -> RemoteFile | None:
+        """The file at ``path`` if it can be our own earlier attempt: same size, and not
+        created long before this call began (allowing for clock skew)."""
         found = self.find(path)
-        if found is not None and size is not None and found.size == size:
+        too_old = (
+            found is not None
+            and found.created_at is not None
+            and found.created_at < began - _CLOCK_SKEW
+        )
+        if found is not None and size is not None and found.size == size and not too_old:
             logger.warning(
                 "ImageKit upload of %r: an earlier attempt was stored although its answer "
                 "was lost (same size, %d bytes); using it",
@@ -889,8 +904,8 @@ class ImageKitClient:
                 size,
             )
             return found
-        logger.debug(
-            "ImageKit upload of %r: the existing file is not ours (size %s, ours %s)",
+        logger.info(
+            "ImageKit upload of %r: the file already there is not ours (size %s, ours %s)",
             path,
             found.size if found is not None else None,
             size,
@@ -1027,11 +1042,14 @@ class ImageKitClient:
         """Stream the delivery ``url`` into ``into``; the number of bytes written.
         :class:`FileNotFoundError` on 404. A retry starts ``into`` over."""
         http = self._clients()[1]
-        start = into.tell()
+        try:
+            start: int | None = into.tell()
+        except (AttributeError, OSError, ValueError):
+            start = None  # not seekable: one attempt only
         started = time.monotonic()
 
         def attempt(attempt: _Attempt) -> int:
-            if attempt.number > 1:
+            if attempt.number > 1 and start is not None:
                 into.seek(start)
                 into.truncate()
             written = 0
@@ -1049,8 +1067,8 @@ class ImageKitClient:
 
         def can_retry() -> bool:
             try:
-                return into.seekable()
-            except (OSError, ValueError):
+                return start is not None and into.seekable()
+            except (AttributeError, OSError, ValueError):
                 return False
 
         written = self._run(
