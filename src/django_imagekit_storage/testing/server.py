@@ -23,7 +23,7 @@ import struct
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -853,16 +853,23 @@ class FakeImageKitServer:
         form: dict[str, str] = {}
         status: int | None = None
         # Logged on arrival (status None until answered), so in-flight requests count.
-        pending = RecordedRequest(method, target.path, route, query, None, arrived, headers, form)
+        logged = RecordedRequest(method, target.path, route, query, None, arrived, headers, form)
         with self._lock:
             generation = self._generation
-            self._requests.append(pending)
+            self._requests.append(logged)
+        def answer(response: _Response, rate: int | None = None) -> None:
+            # Logged before the first byte goes out: a client that has its answer sees it.
+            nonlocal status, logged
+            status = response.status
+            logged = self._log(logged, replace(logged, status=status))
+            self._send(handler, response, rate)
+
         try:
             try:
                 body = handler.read_body()
             except _BadRequest as error:
                 handler.close_connection = True
-                status = self._send(handler, _error(error.status, error.message), None)
+                answer(_error(error.status, error.message))
                 return
             fault = self._take_fault(route)
             if fault is not None and fault.kind == "fail":
@@ -870,7 +877,7 @@ class FakeImageKitServer:
                     fault.status, fault.message or _default_message(fault.status), fault.help
                 )
                 response.headers.update(fault.headers)
-                status = self._send(handler, response, None)
+                answer(response)
                 return
             if fault is not None and not fault.after_processing:
                 if fault.kind == "drop":
@@ -889,30 +896,23 @@ class FakeImageKitServer:
                 if fault.kind == "stall" and not self._wait(fault.seconds, generation):
                     raise _Drop("reset or stopped while stalled")
             rate = fault.bytes_per_second if fault is not None and fault.kind == "trickle" else None
-            status = response.status
-            self._send(handler, response, rate)
+            answer(response, rate)
         except _Drop as reason:
             logger.debug("dropping %s %s: %s", method, target.path, reason)
             handler.close_connection = True
-            status = None
-        finally:
-            record = RecordedRequest(
-                method=method,
-                path=target.path,
-                route=route,
-                query=query,
-                status=status,
-                time=arrived,
-                headers=headers,
-                form=form,
-            )
-            with self._lock:
-                for index in range(len(self._requests) - 1, -1, -1):
-                    if self._requests[index] is pending:
-                        self._requests[index] = record
-                        break
+            if status is not None:  # dropped while trickling: no complete answer
+                self._log(logged, replace(logged, status=None))
 
-    def _send(self, handler: _Handler, response: _Response, rate: int | None) -> int:
+    def _log(self, old: RecordedRequest, new: RecordedRequest) -> RecordedRequest:
+        """Replace a log entry (unless the log was cleared meanwhile); returns ``new``."""
+        with self._lock:
+            for index in range(len(self._requests) - 1, -1, -1):
+                if self._requests[index] is old:
+                    self._requests[index] = new
+                    break
+        return new
+
+    def _send(self, handler: _Handler, response: _Response, rate: int | None) -> None:
         handler.send_response(response.status)
         if response.content_type is not None:
             handler.send_header("Content-Type", response.content_type)
@@ -929,7 +929,6 @@ class FakeImageKitServer:
             else:
                 self._write_slowly(handler, response.body, rate)
         handler.wfile.flush()
-        return response.status
 
     def _write_slowly(self, handler: _Handler, body: bytes, rate: int) -> None:
         # Ten writes a second (fewer for tiny rates), each flushed.
