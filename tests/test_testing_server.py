@@ -12,7 +12,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -34,7 +34,9 @@ def png(width: int, height: int) -> bytes:
 
 
 def jpeg(width: int, height: int) -> bytes:
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    app0 = (
+        b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    )
     sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
     return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
 
@@ -196,12 +198,15 @@ def test_upload_private_file_with_tags_metadata_and_response_fields(
     assert (result.width, result.height, result.file_type) == (3, 2, "image")
     assert result.thumbnail_url is not None
     stored = imagekit_server.files[result.file_path or ""]
-    assert stored.is_private and stored.tags == ("a", "b")
+    assert stored.is_private
+    assert stored.tags == ("a", "b")
     assert dict(stored.custom_metadata) == {"owner": 7}
     assert stored.mime == "image/png"
 
 
-def test_upload_sniffs_jpeg_dimensions(client: ImageKit, imagekit_server: FakeImageKitServer) -> None:
+def test_upload_sniffs_jpeg_dimensions(
+    client: ImageKit, imagekit_server: FakeImageKitServer
+) -> None:
     result = client.files.upload(file=jpeg(640, 480), file_name="x.bin")
     stored = imagekit_server.files[result.file_path or ""]
     assert (stored.mime, stored.width, stored.height) == ("image/jpeg", 640, 480)
@@ -218,7 +223,7 @@ def test_streamed_upload_arrives_chunked(
             return self.buffer.read(size)
 
     result = client.files.upload(
-        file=("s.bin", Stream(), "application/octet-stream"),
+        file=("s.bin", Stream(), "application/octet-stream"),  # type: ignore[arg-type]  # duck-typed, as the SDK allows
         file_name="s.bin",
         use_unique_file_name=False,
     )
@@ -230,7 +235,9 @@ def test_streamed_upload_arrives_chunked(
 
 
 def test_raw_chunked_multipart_upload(imagekit_server: FakeImageKitServer) -> None:
-    body, content_type = multipart({"fileName": "c.txt", "useUniqueFileName": "false"}, ("c", b"chunky"))
+    body, content_type = multipart(
+        {"fileName": "c.txt", "useUniqueFileName": "false"}, ("c", b"chunky")
+    )
     pieces = iter([body[:7], body[7:50], body[50:]])
     status, headers, answer = raw(
         imagekit_server,
@@ -306,7 +313,7 @@ def test_upload_rejects_bad_forms(
 @pytest.mark.parametrize(
     "body",
     [
-        b"--testboundary1234\r\nContent-Disposition: form-data; name=\"fileName\"\r\n\r\na",
+        b'--testboundary1234\r\nContent-Disposition: form-data; name="fileName"\r\n\r\na',
         b"--testboundary1234\r\nno header block--testboundary1234--\r\n",
         b"--testboundary1234\r\nX-Nothing: 1\r\n\r\nvalue\r\n--testboundary1234--\r\n",
     ],
@@ -385,7 +392,7 @@ def test_details_of_a_missing_file_is_a_404(client: ImageKit) -> None:
 
 def test_delete_then_delete_again(client: ImageKit, imagekit_server: FakeImageKitServer) -> None:
     stored = imagekit_server.add_file("x.txt", b"x")
-    assert client.files.delete(stored.file_id) is None
+    client.files.delete(stored.file_id)
     assert imagekit_server.files == {}
     assert imagekit_server.requests[-1].status == 204
     with pytest.raises(imagekitio.NotFoundError):
@@ -431,13 +438,22 @@ def test_purge_records_the_url(client: ImageKit, imagekit_server: FakeImageKitSe
 def library(imagekit_server: FakeImageKitServer) -> FakeImageKitServer:
     base = datetime(2024, 1, 1, tzinfo=timezone.utc)
     for minutes, path in enumerate(
-        ["/root.txt", "/media/a.jpg", "/media/ab.jpg", "/media/b.txt", "/media/deep/a.jpg", "/other/a.jpg"]
+        [
+            "/root.txt",
+            "/media/a.jpg",
+            "/media/ab.jpg",
+            "/media/b.txt",
+            "/media/deep/a.jpg",
+            "/other/a.jpg",
+        ]
     ):
-        imagekit_server.add_file(path, b"x" * (minutes + 1), created_at=base + timedelta(minutes=minutes))
+        imagekit_server.add_file(
+            path, b"x" * (minutes + 1), created_at=base + timedelta(minutes=minutes)
+        )
     return imagekit_server
 
 
-def paths(items: list[object]) -> list[str]:
+def paths(items: Sequence[object]) -> list[str]:
     out = []
     for item in items:
         kind = getattr(item, "type", None)
@@ -445,7 +461,9 @@ def paths(items: list[object]) -> list[str]:
     return out
 
 
-def test_list_one_folder_returns_files_and_folders(client: ImageKit, library: FakeImageKitServer) -> None:
+def test_list_one_folder_returns_files_and_folders(
+    client: ImageKit, library: FakeImageKitServer
+) -> None:
     items = client.assets.list(path="/media/")
     assert sorted(paths(items)) == ["/media/a.jpg", "/media/ab.jpg", "/media/b.txt", "/media/deep"]
     folder = next(item for item in items if item.type == "folder")
@@ -458,9 +476,15 @@ def test_list_one_folder_returns_files_and_folders(client: ImageKit, library: Fa
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("file", ["/media/a.jpg", "/media/ab.jpg", "/media/b.txt"]), ("folder", ["/media/deep"]), ("file-version", [])],
+    [
+        ("file", ["/media/a.jpg", "/media/ab.jpg", "/media/b.txt"]),
+        ("folder", ["/media/deep"]),
+        ("file-version", []),
+    ],
 )
-def test_list_type(client: ImageKit, library: FakeImageKitServer, kind: str, expected: list[str]) -> None:
+def test_list_type(
+    client: ImageKit, library: FakeImageKitServer, kind: str, expected: list[str]
+) -> None:
     assert paths(client.assets.list(path="/media/", type=kind)) == expected  # type: ignore[arg-type]
 
 
@@ -525,7 +549,15 @@ def test_sort_orders(client: ImageKit, library: FakeImageKitServer) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=ten", "skip=-1", "type=files", "fileType=video", "sort=SIDEWAYS"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "skip=-1",
+        "type=files",
+        "fileType=video",
+        "sort=SIDEWAYS",
+    ],
 )
 def test_bad_list_parameters_are_a_400(imagekit_server: FakeImageKitServer, query: str) -> None:
     status, headers, answer = raw(imagekit_server, "GET", f"/v1/files?{query}")
@@ -544,7 +576,10 @@ def test_pagination_beyond_1000(client: ImageKit, imagekit_server: FakeImageKitS
     assert len(rest) == 5
     everything = paths(first) + paths(rest)
     assert everything == [f"/many/{index:04}.txt" for index in range(1005)]
-    assert paths(client.assets.list(path="/many/", skip=10, limit=2)) == ["/many/0010.txt", "/many/0011.txt"]
+    assert paths(client.assets.list(path="/many/", skip=10, limit=2)) == [
+        "/many/0010.txt",
+        "/many/0011.txt",
+    ]
 
 
 def test_file_type_filter(client: ImageKit, imagekit_server: FakeImageKitServer) -> None:
@@ -629,7 +664,9 @@ def test_tampered_and_expired_signatures_are_refused(
     endpoint = imagekit_server.url_endpoint
     future = int(time.time()) + 60
     good = sign(imagekit_server, "private/s.txt?tr=w-100", future)
-    assert web.get(f"{endpoint}/private/s.txt?tr=w-100&ik-t={future}&ik-s={good}").status_code == 200
+    assert (
+        web.get(f"{endpoint}/private/s.txt?tr=w-100&ik-t={future}&ik-s={good}").status_code == 200
+    )
 
     tampered = [
         f"{endpoint}/private/s.txt?tr=w-999&ik-t={future}&ik-s={good}",  # other transformation
@@ -673,13 +710,20 @@ def test_wrong_key_is_imagekits_403(imagekit_server: FakeImageKitServer) -> None
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer private_test_key", "Basic %%%", "Basic " + base64.b64encode(b"private_test_keyX:").decode()],
+    [
+        None,
+        "Bearer private_test_key",
+        "Basic %%%",
+        "Basic " + base64.b64encode(b"private_test_keyX:").decode(),
+    ],
 )
 def test_bad_authorization_headers_are_refused(
     imagekit_server: FakeImageKitServer, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    status, response_headers, body = raw(imagekit_server, "GET", "/v1/files", headers=headers, auth=False)
+    status, response_headers, body = raw(
+        imagekit_server, "GET", "/v1/files", headers=headers, auth=False
+    )
     assert status == 403
     assert response_headers["content-type"] == "application/json"
     assert json.loads(body)["message"] == "Your account cannot be authenticated."
@@ -690,7 +734,11 @@ def test_any_password_is_accepted(imagekit_server: FakeImageKitServer) -> None:
     for password in ("", "do_not_set"):
         token = base64.b64encode(f"{imagekit_server.private_key}:{password}".encode()).decode()
         status, _, _ = raw(
-            imagekit_server, "GET", "/v1/files", headers={"Authorization": f"Basic {token}"}, auth=False
+            imagekit_server,
+            "GET",
+            "/v1/files",
+            headers={"Authorization": f"Basic {token}"},
+            auth=False,
         )
         assert status == 200
 
@@ -779,7 +827,9 @@ def test_sdk_retries_through_injected_failures(imagekit_server: FakeImageKitServ
     assert imagekit_server.count("list") == 3
 
 
-def test_faults_queue_in_order_per_route(client: ImageKit, imagekit_server: FakeImageKitServer) -> None:
+def test_faults_queue_in_order_per_route(
+    client: ImageKit, imagekit_server: FakeImageKitServer
+) -> None:
     imagekit_server.fail("list", 500)
     imagekit_server.fail("list", 409)
     imagekit_server.add_file("a.txt", b"a")
@@ -806,11 +856,15 @@ def test_drop_after_processing_loses_only_the_answer(
 ) -> None:
     imagekit_server.drop("upload", after_processing=True)
     with pytest.raises(imagekitio.APIConnectionError):
-        client.files.upload(file=b"x", file_name="a.txt", use_unique_file_name=False, overwrite_file=False)
+        client.files.upload(
+            file=b"x", file_name="a.txt", use_unique_file_name=False, overwrite_file=False
+        )
     assert imagekit_server.files["/a.txt"].data == b"x"
     # The retry a client would make now finds the path taken.
     with pytest.raises(imagekitio.BadRequestError):
-        client.files.upload(file=b"x", file_name="a.txt", use_unique_file_name=False, overwrite_file=False)
+        client.files.upload(
+            file=b"x", file_name="a.txt", use_unique_file_name=False, overwrite_file=False
+        )
 
 
 def test_drop_delivery(imagekit_server: FakeImageKitServer, web: httpx.Client) -> None:
@@ -926,7 +980,7 @@ def test_add_file(imagekit_server: FakeImageKitServer) -> None:
     with pytest.raises(ValueError, match="folder"):
         imagekit_server.add_file("a/", b"")
     with pytest.raises(ValueError, match="aware"):
-        imagekit_server.add_file("a", b"", created_at=datetime(2024, 1, 1))  # noqa: DTZ001
+        imagekit_server.add_file("a", b"", created_at=datetime(2024, 1, 1))
 
 
 def test_files_is_a_read_only_snapshot(imagekit_server: FakeImageKitServer) -> None:
