@@ -9,6 +9,7 @@ prefix. Registered by ``ImageKitStorageConfig.ready()``; documented in ``docs/ch
 
 from __future__ import annotations
 
+import copy
 import inspect
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -136,7 +137,8 @@ class _Alias:
     """A ``STORAGES`` alias that uses ImageKitStorage and is well formed."""
 
     name: str
-    options: dict[str, object]
+    # Keys unchecked: a non-string key is an E003 of its own.
+    options: dict[object, object]
     backend: _Backend
     found: dict[str, conf.FoundValue] = field(default_factory=dict)
     parsed: dict[str, object] = field(default_factory=dict)
@@ -325,7 +327,11 @@ def _missing(alias: _Alias, name: str, what: str, check_id: str) -> checks.Check
 def _check_values(alias: _Alias) -> list[checks.CheckMessage]:
     """E001, E002 (missing) and E005 (refused); fills ``alias.found`` and ``alias.parsed``."""
     messages: list[checks.CheckMessage] = []
-    known = {key: value for key, value in alias.options.items() if key in conf.OPTIONS}
+    known = {
+        key: value
+        for key, value in alias.options.items()
+        if isinstance(key, str) and key in conf.OPTIONS
+    }
     for name in conf.OPTIONS:
         alias.found[name] = found = conf.find_value(name, known)
         if found.value is conf.REQUIRED:
@@ -351,7 +357,7 @@ def _check_values(alias: _Alias) -> list[checks.CheckMessage]:
 
 def _check_keys(alias: _Alias) -> list[checks.CheckMessage]:
     """W003: keys swapped or pasted into the wrong place (only their prefix is named)."""
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for name, wrong_prefix, right_prefix in (
         ("private_key", "public_", "private_"),
         ("public_key", "private_", "public_"),
@@ -433,7 +439,10 @@ def _check_staticfiles(alias: _Alias) -> list[checks.CheckMessage]:
 
 def _check_private_files(alias: _Alias) -> list[checks.CheckMessage]:
     """W006: private files behind unsigned URLs never load."""
-    if alias.parsed.get("private_files") is not True or alias.parsed.get("signed_urls") is not False:
+    if (
+        alias.parsed.get("private_files") is not True
+        or alias.parsed.get("signed_urls") is not False
+    ):
         return []
     return [
         checks.Warning(
@@ -462,19 +471,23 @@ def _local_address(host: str | None) -> bool:
 
 def _check_local_hosts(alias: _Alias) -> list[checks.CheckMessage]:
     """W007 (deploy): the stand-in server's address left in production settings."""
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for name, consequence, fix in (
         (
             "base_url",
             "uploads and every API call would go there instead of ImageKit",
-            "Unset base_url in production settings (None means ImageKit's cloud); keep it "
-            "only in test or development settings.",
+            (
+                "Unset base_url in production settings (None means ImageKit's cloud); keep "
+                "it only in test or development settings."
+            ),
         ),
         (
             "url_endpoint",
             "your users' browsers cannot load images from it",
-            "Use the URL endpoint from ImageKit's dashboard, e.g. "
-            "'https://ik.imagekit.io/your_imagekit_id'.",
+            (
+                "Use the URL endpoint from ImageKit's dashboard, e.g. "
+                "'https://ik.imagekit.io/your_imagekit_id'."
+            ),
         ),
     ):
         url = alias.parsed.get(name)
@@ -643,12 +656,14 @@ def _masked(messages: list[checks.CheckMessage], secrets: set[str]) -> list[chec
             text = text.replace(secret, _MASK)
         return text
 
-    return [
-        type(message)(
-            mask(message.msg) or "", hint=mask(message.hint), obj=message.obj, id=message.id
-        )
-        for message in messages
-    ]
+    masked = []
+    for message in messages:
+        # A copy keeps the class (Error, Warning) that callers test with isinstance.
+        clean = copy.copy(message)
+        clean.msg = mask(message.msg) or ""
+        clean.hint = mask(message.hint)
+        masked.append(clean)
+    return masked
 
 
 # --- registered checks -------------------------------------------------------------------
