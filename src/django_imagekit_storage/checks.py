@@ -634,14 +634,20 @@ def _check_unused_credentials() -> list[checks.CheckMessage]:
 
 def _secret_values(configs: Iterable[object]) -> set[str]:
     """Every key value the project holds, to mask from messages whatever went wrong."""
-    values: set[object] = set()
+    values: list[object] = []
     for config in configs:
-        options = config.get("OPTIONS") if isinstance(config, Mapping) else None
-        if isinstance(options, Mapping):
-            values.update(options.get(name) for name in ("private_key", "public_key"))
-    for name in ("private_key", "public_key"):
-        values.add(conf.find_value(name, {}).value)
-    strings = {value for value in values if isinstance(value, str)}
+        if not isinstance(config, Mapping):
+            continue
+        # Misspelt keys ("privat_key", "options") too: whatever holds something key-like.
+        for options in config.values():
+            if isinstance(options, Mapping):
+                values.extend(
+                    value
+                    for key, value in options.items()
+                    if "key" in str(key).lower() or conf.looks_like_key(value)
+                )
+    values.extend(conf.find_value(name, {}).value for name in ("private_key", "public_key"))
+    strings = [value for value in values if isinstance(value, str)]
     return {text for value in strings for text in (value, value.strip()) if len(text) >= 4}
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "closest_option",
     "find_value",
     "is_loopback_host",
+    "looks_like_key",
     "reset_storages_on_setting_change",
     "resolve_options",
     "unknown_options",
@@ -90,13 +91,14 @@ def _fail(origin: str, expected: str, value: object, hint: str = "") -> Improper
     return ImproperlyConfigured(f"{message} {hint}".strip())
 
 
-def _looks_like_key(value: object) -> bool:
+def looks_like_key(value: object) -> bool:
+    """Whether ``value`` has the shape of an ImageKit API key (``private_...``/``public_...``)."""
     return isinstance(value, str) and value.strip().startswith(("private_", "public_"))
 
 
 def _shown(value: object) -> object:
     # A key pasted into the wrong option (say url_endpoint) must not end up in a message.
-    return _Hidden("a value that looks like an API key") if _looks_like_key(value) else value
+    return _Hidden("a value that looks like an API key") if looks_like_key(value) else value
 
 
 class _Hidden(str):
