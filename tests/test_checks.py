@@ -570,7 +570,9 @@ class TestW005Staticfiles:
         assert isinstance(message, checks.Warning)
         assert "STORAGES['staticfiles'] uses ImageKitStorage with unique file names" in message.msg
         assert "{% static" in message.msg
-        assert '"use_unique_file_name": False' in str(message.hint)
+        assert 'Add "use_unique_file_name": False to STORAGES[\'staticfiles\']["OPTIONS"]' in str(
+            message.hint
+        )
 
     def test_silent_without_them(self, settings: Settings) -> None:
         settings.STORAGES = storages(staticfiles=ours(**VALID, use_unique_file_name=False))
@@ -772,3 +774,17 @@ class TestNoNetwork:
         assert result.returncode == 0, result.stderr
         assert "django_imagekit_storage.E005" in result.stdout
         assert "django_imagekit_storage.E002" in result.stdout
+
+
+def test_every_check_id_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    import django_imagekit_storage.checks as module
+
+    emitted = set(re.findall(r'[."]([EW]\d{3})"', Path(module.__file__).read_text()))
+    page = (Path(__file__).parents[1] / "docs" / "checks.md").read_text()
+    headings = set(re.findall(r"^### django_imagekit_storage\.([EW]\d{3}): ", page, re.MULTILINE))
+    rows = set(re.findall(r"^\| \[([EW]\d{3})\]\(#", page, re.MULTILINE))
+    assert emitted == headings == rows
+    assert len(emitted) == 12

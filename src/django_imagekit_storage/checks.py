@@ -399,8 +399,8 @@ def _check_url_endpoint(alias: _Alias) -> list[checks.CheckMessage]:
         problem = "contains a user name or password, and delivery URLs are public"
     elif parts.scheme != "https" and not conf.is_loopback_host(parts.hostname):
         problem = (
-            f"uses {parts.scheme}:// for the host {parts.hostname!r}: pages served over HTTPS "
-            "block such images as mixed content"
+            f"uses {parts.scheme}:// for the host {parts.hostname!r}: image URLs would travel "
+            "unencrypted, and browsers block or rewrite them on HTTPS pages (mixed content)"
         )
     if problem is None:
         return []
@@ -429,8 +429,9 @@ def _check_staticfiles(alias: _Alias) -> list[checks.CheckMessage]:
             "'css/app.css' as 'css/app_Ab3dE9xQz.css', and {% static 'css/app.css' %} would "
             "point at a file that does not exist.",
             hint=(
-                f'Write {alias.ref} = {{"BACKEND": "{BACKEND}", "OPTIONS": '
-                '{"use_unique_file_name": False, "file_overwrite": True}}.'
+                f'Add "use_unique_file_name": False to {alias.ref}["OPTIONS"], and '
+                '"file_overwrite": True so that collectstatic replaces changed files under '
+                "their own names."
             ),
             id=f"{_PACKAGE}.W005",
         )
