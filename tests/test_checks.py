@@ -254,8 +254,10 @@ class TestE004Malformed:
             ({"BACKEND": ProjectStorage}, "'BACKEND' is a type, not a dotted path string"),
             (
                 {"BACKEND": "django_imagekit_storage.storages.ImageKitStorage"},
-                "django_imagekit_storage has no storage backend",
+                "django_imagekit_storage defines no such backend",
             ),
+            ({"BACKEND": f" {OURS}"}, "it has spaces around the dotted path"),
+            ({"Backends": OURS}, "it has no 'BACKEND' key (found 'Backends'"),
             ({"BACKEND": OURS, "options": VALID}, "Django ignores its key 'options'"),
         ],
     )

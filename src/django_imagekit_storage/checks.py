@@ -10,6 +10,7 @@ prefix. Registered by ``ImageKitStorageConfig.ready()``; documented in ``docs/ch
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -82,13 +83,15 @@ class _Backend:
 def _backend(path: object) -> _Backend:
     if not isinstance(path, str):
         return _Backend(ours=_is_our_class(path))
-    path = path.strip()
     if path in _DOCUMENTED_PATHS:
         return _Backend(ours=True)
+    if path.strip() in _DOCUMENTED_PATHS:
+        # Django's import_string does not strip.
+        return _Backend(ours=True, problem="it has spaces around the dotted path")
     if path == _PACKAGE or path.startswith(f"{_PACKAGE}."):
         # Our own namespace: a path here that is not documented is a typo, and importing
         # it could import the storage (and the SDK) or fail.
-        return _Backend(ours=True, problem=f"{_PACKAGE} has no storage backend {path!r}")
+        return _Backend(ours=True, problem=f"{_PACKAGE} defines no such backend")
     if path.startswith("django."):
         return _Backend(ours=False)
     try:
@@ -207,7 +210,7 @@ def _read_alias(name: str, config: object) -> tuple[_Alias | None, bool, list[ch
             key
             for key in config
             if isinstance(key, str)
-            and key.upper().strip() in {"BACKEND", "BACKENDS", "BAKEND", "BACKEDN"}
+            and difflib.get_close_matches(key.upper().strip(), ["BACKEND"], cutoff=0.8)
             and _names_our_backend(config[key])
         ]
         options = config.get("OPTIONS")
