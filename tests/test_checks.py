@@ -693,6 +693,13 @@ class TestSecrets:
             for secret in (PRIVATE, PUBLIC, other_private, PRIVATE[8:], PUBLIC[7:]):
                 assert secret not in output
 
+    def test_a_password_in_a_refused_url_is_not_shown(self, settings: Settings) -> None:
+        settings.STORAGES = storages(
+            ours(private_key=PRIVATE, url_endpoint="https://u:pw-Secret-1@h.example/x?q=1")
+        )
+        message = only(run(), "E005")
+        assert "pw-Secret-1" not in text(message)
+
     def test_w002_names_settings_not_values(self, settings: Settings) -> None:
         settings.IMAGEKIT_PRIVATE_KEY = PRIVATE
         settings.IMAGEKIT_PUBLIC_KEY = PUBLIC

@@ -342,6 +342,12 @@ class TestCrashPaths:
         assert SENTINEL_KEY not in str(info.value)
         assert "looks like an API key" in str(info.value)
 
+    def test_a_password_in_a_refused_url_is_not_shown(self) -> None:
+        with pytest.raises(ImproperlyConfigured) as info:
+            resolve(private_key="k", url_endpoint="https://user:hunter2@ik.example/x?a=1")
+        assert "hunter2" not in str(info.value)
+        assert "https://***@ik.example/x?a=1" in str(info.value)
+
 
 class TestValidateValue:
     def test_returns_the_parsed_value(self) -> None:

@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -97,8 +98,13 @@ def looks_like_key(value: object) -> bool:
 
 
 def _shown(value: object) -> object:
-    # A key pasted into the wrong option (say url_endpoint) must not end up in a message.
-    return _Hidden("a value that looks like an API key") if looks_like_key(value) else value
+    # A key pasted into the wrong option (say url_endpoint) must not end up in a message,
+    # nor the password of a URL.
+    if looks_like_key(value):
+        return _Hidden("a value that looks like an API key")
+    if isinstance(value, str) and "@" in value:
+        return re.sub(r"(?<=://)[^/?#@]*@", "***@", value)
+    return value
 
 
 class _Hidden(str):
