@@ -1292,7 +1292,7 @@ class FakeImageKitServer:
         with self._lock:
             files = list(self._files.values())
             folders = list(self._folders.values())
-        items: list[tuple[str, str, str, object, dict[str, object]]] = []
+        items: list[tuple[str, str, str, Any, _Folder | StoredFile]] = []
         if kind in {"all", "folder"}:
             for entry in folders:
                 name = entry.path.rstrip("/").rpartition("/")[2]
@@ -1303,7 +1303,7 @@ class FakeImageKitServer:
                     if key in {"CREATED", "UPDATED"}
                     else 0
                 )
-                items.append(("folder", name, entry.path, value, self._folder_json(entry)))
+                items.append(("folder", name, entry.path, value, entry))
         if kind in {"all", "file"}:
             for stored in files:
                 if file_type == "image" and not stored.is_image:
@@ -1311,9 +1311,7 @@ class FakeImageKitServer:
                 if file_type == "non-image" and stored.is_image:
                     continue
                 attribute = getattr(stored, _SORTS[key])
-                items.append(
-                    ("file", stored.name, stored.file_path, attribute or 0, self._file_json(stored))
-                )
+                items.append(("file", stored.name, stored.file_path, attribute or 0, stored))
         selected = [
             item
             for item in items
@@ -1321,7 +1319,15 @@ class FakeImageKitServer:
             and all(_matches(clause, item[0], item[1], item[2]) for clause in clauses)
         ]
         selected.sort(key=lambda item: (item[3], item[2]), reverse=direction == "DESC")
-        return _json(200, [item[4] for item in selected[skip : skip + limit]])
+        # JSON for the page only: listing a large library page by page stays cheap.
+        page = [item[4] for item in selected[skip : skip + limit]]
+        return _json(
+            200,
+            [
+                self._folder_json(entry) if isinstance(entry, _Folder) else self._file_json(entry)
+                for entry in page
+            ],
+        )
 
     # Delivery
 
