@@ -812,3 +812,33 @@ def test_non_json_error_body_is_shown_briefly() -> None:
     assert caught.value.message is not None
     assert caught.value.message.startswith("<html>Bad Gateway</html>")
     assert len(caught.value.message) <= 200
+
+
+def test_download_retry_starts_the_target_over() -> None:
+    calls: list[int] = []
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"partial-"
+            raise httpx.ReadError("connection reset")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(200, stream=Broken())
+        return httpx.Response(200, content=b"complete")
+
+    settings = resolve_options(
+        {"private_key": KEY, "url_endpoint": "https://ik.imagekit.io/demo"}, environ={}
+    )
+    made = ImageKitClient(settings, _transport=httpx.MockTransport(answer))
+    made.backoff_initial = 0.01
+
+    class OldSpool(io.BytesIO):  # like SpooledTemporaryFile on Python 3.10
+        seekable = None  # type: ignore[assignment]
+
+    into = OldSpool(b"head:")
+    into.seek(0, io.SEEK_END)
+    assert made.download("https://ik.imagekit.io/demo/a.bin", into, path="a.bin") == 8
+    assert into.getvalue() == b"head:complete"
+    assert len(calls) == 2

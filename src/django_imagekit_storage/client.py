@@ -162,6 +162,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if len(buffer) <= _WRITE_PIECE:
+            self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+            return
         view = memoryview(buffer)
         for start in range(0, len(view), _WRITE_PIECE):
             piece = bytes(view[start : start + _WRITE_PIECE])
@@ -1066,9 +1069,11 @@ class ImageKitClient:
             return written
 
         def can_retry() -> bool:
+            # SpooledTemporaryFile has no seekable() before Python 3.11; tell() worked.
+            seekable = getattr(into, "seekable", None)
             try:
-                return start is not None and into.seekable()
-            except (AttributeError, OSError, ValueError):
+                return start is not None and (not callable(seekable) or bool(seekable()))
+            except (OSError, ValueError):
                 return False
 
         written = self._run(
