@@ -842,3 +842,42 @@ def test_download_retry_starts_the_target_over() -> None:
     assert made.download("https://ik.imagekit.io/demo/a.bin", into, path="a.bin") == 8
     assert into.getvalue() == b"head:complete"
     assert len(calls) == 2
+
+
+# --- proxies from the environment -----------------------------------------------------
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_http_proxy_from_the_environment_is_used(
+    imagekit: FakeImageKitServer, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    # The stand-in server answers absolute-form requests, so it can play the proxy for a
+    # host name that does not resolve: only a proxied request can succeed.
+    no_proxy_env.setenv("http_proxy", imagekit.base_url)
+    made = ImageKitClient(make_settings(imagekit, base_url="http://imagekit.invalid"))
+    upload(made, "proxied/x.txt", b"via proxy")
+    assert made.find("proxied/x.txt") is not None
+    made.close()
+    assert imagekit.files["/proxied/x.txt"].data == b"via proxy"
+    assert imagekit.count() == 2
+
+
+def test_no_proxy_hosts_go_direct(
+    imagekit: FakeImageKitServer, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a proxy that is not there
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    no_proxy_env.setenv("http_proxy", dead)
+    no_proxy_env.setenv("no_proxy", "example.com, 127.0.0.1")
+    made = ImageKitClient(make_settings(imagekit))
+    assert made.find("direct/x.txt") is None
+    made.close()
+    assert imagekit.count("list") == 1

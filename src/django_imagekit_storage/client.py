@@ -23,6 +23,7 @@ import email.utils
 import functools
 import inspect
 import io
+import ipaddress
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import mimetypes
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -225,11 +227,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's own transport (same pool settings, same error mapping), on sockets that
-    honour the deadline of the current call."""
+    honour the deadline of the current call; optionally through an HTTP(S) proxy."""
 
-    def __init__(self) -> None:
+    def __init__(self, proxy: str | None = None) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(verify=_ssl_context(), limits=limits)
+        super().__init__(verify=_ssl_context(), limits=limits, proxy=proxy)
         # httpx has no public way to pass a network backend; guard the one attribute we
         # replace so an httpx that renamed it fails loudly instead of losing deadlines.
         if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
@@ -237,13 +239,61 @@ class _DeadlineTransport(httpx.HTTPTransport):
                 "django-imagekit-storage does not support this httpx version "
                 f"({httpx.__version__}): its transport has no connection pool to wrap."
             )
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+        pool_options: dict[str, Any] = {
+            "ssl_context": _ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _DeadlineBackend(),
+        }
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**pool_options)
+            return
+        settings = httpx.Proxy(proxy)
+        if settings.url.scheme not in {"http", "https"}:
+            return  # SOCKS: httpx's own pool; each read is still bounded by the attempt
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=settings.url.raw_scheme,
+                host=settings.url.raw_host,
+                port=settings.url.port,
+                target=settings.url.raw_path,
+            ),
+            proxy_auth=settings.raw_auth,
+            proxy_headers=settings.headers.raw,
+            proxy_ssl_context=settings.ssl_context,
+            **pool_options,
         )
+
+
+def _environment_proxies() -> dict[str, str | None]:
+    """httpx mount patterns for the standard proxy variables (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...), as httpx itself reads them when it builds its own transport."""
+    found = urllib.request.getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        url = found.get(scheme)
+        if url:
+            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+    for host in (entry.strip() for entry in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+            continue
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and address.version == 6:
+            mounts[f"all://[{host}]"] = None
+        elif address is not None or host.lower() == "localhost":
+            mounts[f"all://{host}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
 
 
 # --- defensive parsing ----------------------------------------------------------------
@@ -486,8 +536,15 @@ class ImageKitClient:
             return sdk, http
         with self._lock:
             if self._sdk is None or self._http is None:
+                mounts: dict[str, httpx.BaseTransport | None] = {}
+                if self._transport_override is None:
+                    mounts = {
+                        pattern: None if proxy is None else _DeadlineTransport(proxy)
+                        for pattern, proxy in _environment_proxies().items()
+                    }
                 self._http = httpx.Client(
                     transport=self._transport_override or _DeadlineTransport(),
+                    mounts=mounts,
                     timeout=httpx.Timeout(self.settings.upload_timeout, connect=CONNECT_TIMEOUT),
                     follow_redirects=True,
                 )
