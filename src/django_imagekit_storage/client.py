@@ -817,8 +817,10 @@ class ImageKitClient:
         """Upload ``content`` to exactly ``path`` (no unique suffix), streamed.
 
         An "already exists" answer to a retry of an attempt that may have reached ImageKit
-        is our own earlier attempt when the stored file has our size: it is returned.
-        Otherwise the path is taken: :class:`ImageKitFileExistsError`.
+        is our own earlier attempt when the stored file has our size and was not created
+        before this call began: it is returned. Otherwise the path is taken:
+        :class:`ImageKitFileExistsError`. ``extra`` (from ``get_upload_options``) adds SDK
+        upload arguments; unknown names and the ones this method sets raise ``TypeError``.
         """
         operation = "upload"
         folder, file_name = _split(path)
