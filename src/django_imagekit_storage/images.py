@@ -273,13 +273,15 @@ def optimize_image_variants(
     work, targets, metadata, icc, palette_source = _decode(buffer, specs, max_pixels)
 
     order = sorted(specs, key=lambda n: targets[n][0] * targets[n][1], reverse=True)
+    resized = {work.size: work}  # outputs of the same size (say, WEBP and JPEG) share one
     results: dict[str, OptimizedImage] = {}
     for name in order:
         spec = specs[name]
         started = time.perf_counter()
-        image = work
-        if targets[name] != work.size:
+        image = resized.get(targets[name])
+        if image is None:
             image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
+            resized[targets[name]] = image
         result = _Encoder(spec, metadata, icc, palette_source).encode(image)
         _stage(
             "encode",
