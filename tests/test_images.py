@@ -289,13 +289,30 @@ def test_max_size(
     assert decode(result).size == expected
 
 
-def test_shrink_on_load_decodes_jpeg_at_the_needed_size(caplog: pytest.LogCaptureFixture) -> None:
-    data = encode(photo((1600, 1200)), "JPEG", quality=90)
+@pytest.mark.parametrize(
+    ("source", "max_size", "decoded", "target"),
+    [
+        # 1600/300 = 5.3: the decoder scales by 1/4 (never below the target), not 1/1.
+        ((1600, 1200), 300, (400, 300), (300, 225)),
+        # The request is the aspect-correct 512x341, not the 512x512 box: 1000 // 512 would
+        # be 1 and force a full decode (what Image.thumbnail's own draft does here).
+        ((1500, 1000), 512, (750, 500), (512, 341)),
+        ((1500, 1000), 100, (188, 125), (100, 67)),  # 1/8
+        ((1500, 1000), 1000, (1500, 1000), (1000, 667)),  # less than 2x: full decode
+    ],
+)
+def test_shrink_on_load_decodes_jpeg_at_the_needed_size(
+    source: tuple[int, int],
+    max_size: int,
+    decoded: tuple[int, int],
+    target: tuple[int, int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = encode(photo(source), "JPEG", quality=90)
     with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):
-        result = optimize_image_from_bytes(data, max_size=300)
-    assert (result.width, result.height) == (300, 225)
-    # 1600/300 = 5.3: the decoder scales by 1/4 (never below the target), not 1/1.
-    assert "decode at 400x300 (target 300x225)" in caplog.text
+        result = optimize_image_from_bytes(data, max_size=max_size)
+    assert (result.width, result.height) == target
+    assert f"decode at {decoded[0]}x{decoded[1]} (target {target[0]}x{target[1]})" in caplog.text
 
 
 def hairlines(size: tuple[int, int]) -> Image.Image:
@@ -383,19 +400,24 @@ def test_exif_orientation_png_and_webp(orientation: int) -> None:
         assert_upright(decode(optimize_image_from_bytes(data, format="PNG")))
 
 
-def test_orientation_with_a_rectangular_box_and_shrink_on_load() -> None:
-    # Portrait-stored 400x800 JPEG with orientation 6 is an 800x400 landscape scene: the
-    # box applies to the upright image, and the draft request is made in stored axes.
+def test_orientation_with_a_rectangular_box_and_shrink_on_load(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A portrait-stored 800x1600 JPEG with orientation 6 is a 1600x800 landscape scene: the
+    # box applies to the upright image, the draft request is made in stored axes, and the
+    # rotation is applied to the small image (exif_transpose would decode at full size).
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(stored(6, (1600, 800)), "JPEG", quality=95, exif=exif.tobytes())
-    variants = optimize_image_variants(
-        data,
-        {
-            "main": ImageSpec(format="PNG", max_size=(400, 1000)),
-            "small": ImageSpec(format="PNG", max_size=(1000, 50)),
-        },
-    )
+    with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):
+        variants = optimize_image_variants(
+            data,
+            {
+                "main": ImageSpec(format="PNG", max_size=(400, 1000)),
+                "small": ImageSpec(format="PNG", max_size=(1000, 50)),
+            },
+        )
+    assert "decode at 200x400 (target 200x400)" in caplog.text
     assert (variants["main"].width, variants["main"].height) == (400, 200)
     assert (variants["small"].width, variants["small"].height) == (100, 50)
     for result in variants.values():
