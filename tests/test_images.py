@@ -575,11 +575,18 @@ def test_palette_with_transparency_is_resized_smoothly() -> None:
     assert any(0 < a < 255 for a in alphas)
 
 
-def test_palette_without_transparency_becomes_lossless_webp() -> None:
+def test_palette_source_is_lossless_webp_while_it_has_palette_colours() -> None:
     flat = quadrants((200, 100)).quantize(4)
-    image = decode(optimize_image_from_bytes(encode(flat, "PNG"), format="WEBP", max_size=None))
+    data = encode(flat, "PNG")
+    image = decode(optimize_image_from_bytes(data, format="WEBP", max_size=None))
     assert image.mode == "RGB"
     assert ImageChops.difference(image, flat.convert("RGB")).getbbox() is None  # lossless
+    # Resized, the edges are antialiased into many colours: lossy is far smaller then.
+    gif_photo = encode(photo((800, 600)).quantize(256), "GIF")
+    resized = optimize_image_from_bytes(gif_photo, format="WEBP", max_size=400)
+    lossless = io.BytesIO()
+    decode(resized).save(lossless, "WEBP", lossless=True)
+    assert resized.size < lossless.tell() / 3
 
 
 @pytest.mark.parametrize(

@@ -648,10 +648,15 @@ class _Encoder:
     def encode(self, image: Image.Image) -> OptimizedImage:
         spec = self.spec
         prepared = self._prepare(image)
-        lossless = spec.format == "WEBP" and self.palette_source
+        # Palette sources (logos, diagrams) are far smaller as lossless WEBP, but only while
+        # they still have palette-like colours: resized, their antialiased edges make lossless
+        # 3-10x bigger than lossy (measured in docs/images.md).
+        lossless = (
+            spec.format == "WEBP" and self.palette_source and prepared.getcolors(256) is not None
+        )
         data = self._save(prepared, spec.quality, lossless=lossless)
         if spec.max_bytes is not None and len(data) > spec.max_bytes:
-            prepared, data = self._fit(prepared, data, spec.max_bytes)
+            prepared, data = self._fit(prepared, None if lossless else data, spec.max_bytes)
             logger.debug("max_bytes %d met after %d encodes", spec.max_bytes, self.encodes)
         mime, extension, _ = _OUTPUT_FORMATS[spec.format]
         return OptimizedImage(
@@ -715,10 +720,13 @@ class _Encoder:
 
     # -- max_bytes
 
-    def _fit(self, image: Image.Image, data: bytes, limit: int) -> tuple[Image.Image, bytes]:
+    def _fit(
+        self, image: Image.Image, lossy: bytes | None, limit: int
+    ) -> tuple[Image.Image, bytes]:
+        """Make the output fit; ``lossy`` is the first encode if it was a lossy one."""
         if self.spec.format == "PNG":
-            return self._fit_png(image, data, limit)
-        return self._fit_lossy(image, data, limit)
+            return self._fit_png(image, limit)
+        return self._fit_lossy(image, lossy, limit)
 
     def _best_quality(
         self, image: Image.Image, limit: int, top: bytes | None
@@ -746,15 +754,16 @@ class _Encoder:
                 high = middle
         return best, len(best)
 
-    def _fit_lossy(self, image: Image.Image, data: bytes, limit: int) -> tuple[Image.Image, bytes]:
-        # A lossless (palette-source) WEBP that is too big falls back to lossy first.
-        top = None if self.spec.format == "WEBP" and self.palette_source else data
-        best, size = self._best_quality(image, limit, top)
+    def _fit_lossy(
+        self, image: Image.Image, lossy: bytes | None, limit: int
+    ) -> tuple[Image.Image, bytes]:
+        # A lossless WEBP that is too big falls back to this lossy search.
+        best, size = self._best_quality(image, limit, lossy)
         if best is not None:
             return image, best
         return self._shrink(image, size, limit, lambda im: self._best_quality(im, limit, None))
 
-    def _fit_png(self, image: Image.Image, data: bytes, limit: int) -> tuple[Image.Image, bytes]:
+    def _fit_png(self, image: Image.Image, limit: int) -> tuple[Image.Image, bytes]:
         def quantised(im: Image.Image) -> tuple[bytes | None, int]:
             if im.mode in ("RGB", "RGBA", "LA"):
                 rgba = im.convert("RGBA") if im.mode == "LA" else im
