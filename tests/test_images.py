@@ -589,6 +589,30 @@ def test_palette_source_is_lossless_webp_while_it_has_palette_colours() -> None:
     assert resized.size < lossless.tell() / 3
 
 
+@pytest.mark.parametrize("source", ["GIF", "PNG"])
+def test_palette_source_stays_a_palette_png_when_exact(source: str) -> None:
+    logo = transparent_logo().resize((400, 240))
+    logo.paste((0, 200, 0, 255), (0, 100, 400, 140))
+    palette = logo.quantize(16, method=Image.Quantize.FASTOCTREE)
+    # GIF keeps one transparent index (that of the transparent corner) and no partial alpha.
+    options = {"transparency": palette.getpixel((399, 239))} if source == "GIF" else {}
+    data = encode(palette, source, **options)
+    result = optimize_image_from_bytes(data, format="PNG")
+    image = decode(result)
+    assert image.mode == "P"
+    assert _same(image.convert("RGBA"), Image.open(io.BytesIO(data)).convert("RGBA"))
+    as_rgba = encode(Image.open(io.BytesIO(data)).convert("RGBA"), "PNG")
+    assert result.size < len(as_rgba)
+    # Resized, it is resampled smoothly (in RGBA), whatever mode it is stored in.
+    small = decode(optimize_image_from_bytes(data, format="PNG", max_size=100)).convert("RGBA")
+    alphas = {cast("tuple[int, ...]", small.getpixel((x, 20)))[3] for x in range(100)}
+    assert any(0 < a < 255 for a in alphas)
+
+
+def _same(a: Image.Image, b: Image.Image) -> bool:
+    return ImageChops.difference(a, b).getbbox() is None
+
+
 @pytest.mark.parametrize(
     ("mode", "fmt"),
     [("1", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("P", "BMP"), ("RGB", "TIFF"), ("RGBA", "TIFF")],

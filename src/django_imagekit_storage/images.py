@@ -621,6 +621,24 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     return im.convert("RGB")
 
 
+def _exact_palette(im: Image.Image) -> Image.Image | None:
+    """``im`` as a palette image if it has at most 256 colours and the conversion is exact."""
+    colours = im.getcolors(256) if im.mode in ("RGB", "RGBA") else None
+    if colours is None:
+        return None
+    # Median cut keeps <= 256 colours exactly but cannot do alpha; octree can, usually.
+    # Asking for exactly that many keeps the PLTE/tRNS chunks short.
+    method = Image.Quantize.MEDIANCUT if im.mode == "RGB" else Image.Quantize.FASTOCTREE
+    palette = im.quantize(len(colours), method=method, dither=Image.Dither.NONE)
+    return palette if _same_pixels(palette.convert(im.mode), im) else None
+
+
+def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    from PIL import ImageChops
+
+    return ImageChops.difference(a, b).getbbox() is None
+
+
 def _drop_opaque_alpha(im: Image.Image) -> Image.Image:
     # Fully opaque alpha costs bytes and (WEBP) encode time for nothing.
     if im.mode in ("RGBA", "LA") and im.getchannel("A").getextrema() == (255, 255):
@@ -654,8 +672,12 @@ class _Encoder:
         lossless = (
             spec.format == "WEBP" and self.palette_source and prepared.getcolors(256) is not None
         )
-        data = self._save(prepared, spec.quality, lossless=lossless)
+        candidate = prepared
+        if spec.format == "PNG" and self.palette_source:
+            candidate = _exact_palette(prepared) or prepared  # palette in, palette out
+        data = self._save(candidate, spec.quality, lossless=lossless)
         if spec.max_bytes is not None and len(data) > spec.max_bytes:
+            # From the RGB(A) image: resizing a palette image would be nearest-neighbour.
             prepared, data = self._fit(prepared, None if lossless else data, spec.max_bytes)
             logger.debug("max_bytes %d met after %d encodes", spec.max_bytes, self.encodes)
         mime, extension, _ = _OUTPUT_FORMATS[spec.format]
@@ -692,8 +714,10 @@ class _Encoder:
             options.update(quality=quality, method=method, lossless=lossless)
         elif fmt == "AVIF":
             options.update(quality=quality)
+        elif image.mode == "P":
+            options.update(optimize=True)  # level 9 and an unused-entry-free palette: cheap here
         else:
-            options.update(compress_level=9 if image.mode == "P" else 6)
+            options.update(compress_level=6)
         # A palette's colours are RGB, so an RGB profile applies to quantised PNGs as well.
         space = b"GRAY" if image.mode in ("L", "LA") else b"RGB "
         if self.icc is not None and _icc_space(self.icc) == space:
