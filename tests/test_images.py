@@ -697,6 +697,41 @@ def test_16_bit_grey_is_scaled_not_clipped_to_white() -> None:
     assert 100 < mean < 155  # a gradient, not a white page
 
 
+def _png16(width: int, height: int, colour_type: int) -> bytes:
+    """A 16-bit-per-channel PNG (Pillow cannot write one): a left-to-right ramp."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    rows = b""
+    for _ in range(height):
+        row = b"\0"  # filter: none
+        for x in range(width):
+            ramp = 65535 * x // (width - 1)
+            pixel = [ramp, 65535 - ramp, 32768] if channels >= 3 else [ramp]
+            if channels in (2, 4):
+                pixel.append(40000)  # alpha ~61%
+            row += b"".join(struct.pack(">H", value) for value in pixel)
+        rows += row
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("colour_type", [0, 2, 4, 6])
+def test_16_bit_png_of_every_colour_type(colour_type: int) -> None:
+    result = decode(optimize_image_from_bytes(_png16(64, 8, colour_type), format="PNG"))
+    rgba = result.convert("RGBA")
+    left = cast("tuple[int, ...]", rgba.getpixel((0, 4)))
+    right = cast("tuple[int, ...]", rgba.getpixel((63, 4)))
+    middle = cast("tuple[int, ...]", rgba.getpixel((32, 4)))
+    assert left[0] < 5
+    assert right[0] > 250  # the ramp, not clipped to white
+    assert 115 < middle[0] < 145
+    assert abs(left[3] - (156 if colour_type in (4, 6) else 255)) < 3  # 40000 / 257
+
+
 @pytest.mark.parametrize(
     ("mode", "scale"), [("I", 65535 / 255), ("I", 1000000 / 255), ("F", 1 / 255), ("F", 40.0)]
 )
