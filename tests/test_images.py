@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -1025,6 +1026,35 @@ def test_hostile_input_is_refused_quickly(case: str) -> None:
         optimize_image_variants(data, {"main": ImageSpec(), "thumb": ImageSpec(max_size=100)})
     assert time.perf_counter() - started < 0.5
     assert issubclass(InvalidImageError, ValueError)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about damaged TIFF tags
+def test_damaged_images_raise_only_invalid_image_error() -> None:
+    # A small deterministic fuzz: flipped bytes, truncations and insertions in valid files of
+    # every accepted format. Each must decode or raise InvalidImageError, nothing else.
+    sources = [
+        encode(photo((64, 48)), "JPEG"),
+        encode(transparent_logo(), "PNG"),
+        encode(photo((64, 48)).quantize(32), "GIF"),
+        encode(photo((64, 48)), "WEBP"),
+        encode(photo((64, 48)), "TIFF", compression="tiff_lzw"),
+        encode(photo((32, 24)), "BMP"),
+    ] + ([encode(photo((64, 48)), "AVIF")] * 2 if HAS_AVIF else [])
+    specs = {"main": ImageSpec(max_size=40), "thumb": ImageSpec(format="JPEG", max_size=10)}
+    rng = random.Random(20261201)
+    for _ in range(400):
+        data = bytearray(rng.choice(sources))
+        roll = rng.random()
+        if roll < 0.5:
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        elif roll < 0.8:
+            del data[rng.randrange(1, len(data)) :]
+        else:
+            at = rng.randrange(len(data))
+            data[at:at] = rng.randbytes(rng.randint(1, 16))
+        with contextlib.suppress(InvalidImageError):
+            optimize_image_variants(bytes(data), specs)
 
 
 def _peak_rss_kib() -> int:

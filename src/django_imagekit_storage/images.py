@@ -90,8 +90,17 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
 _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)[0-9]')
 
 # Errors Pillow raises for data it cannot decode (UnidentifiedImageError is an OSError;
-# some plugins raise SyntaxError or struct.error on malformed headers).
-_DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, IndexError)
+# some plugins raise SyntaxError or struct.error on malformed headers, and the AVIF plugin
+# raises RuntimeError for damaged pixel data). Caught only around open() and load().
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    struct.error,
+    IndexError,
+    RuntimeError,
+)
 
 MaxSize: TypeAlias = "int | tuple[int, int] | None"
 Color: TypeAlias = "str | tuple[int, int, int]"
