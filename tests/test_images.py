@@ -110,7 +110,9 @@ def _s15(value: float) -> bytes:
     return struct.pack(">i", round(value * 65536))
 
 
-def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") -> bytes:
+def icc_profile(
+    space: bytes = b"RGB ", description: str = "Display P3 (test)", padding: int = 0
+) -> bytes:
     """A minimal, valid ICC v2 profile: RGB matrix/TRC, grey TRC, or a CMYK -> Lab LUT that
     maps any ink without K to mid grey (so its use is unmistakable)."""
     desc_ascii = description.encode() + b"\0"
@@ -152,6 +154,8 @@ def icc_profile(space: bytes = b"RGB ", description: str = "Display P3 (test)") 
         )
         tags.append((b"A2B0", lut8))
     tags.append((b"cprt", b"text\0\0\0\0No copyright\0\0\0\0"))
+    if padding:
+        tags.append((b"zzzz", b"zzzz\0\0\0\0" + b"\0" * padding))  # a private tag
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for signature, payload in tags:
@@ -500,6 +504,29 @@ def test_wide_gamut_profile_survives_max_bytes_quantisation() -> None:
     small = decode(optimize_image_from_bytes(data, format="PNG", max_bytes=full.size // 2))
     assert small.mode == "P"
     assert small.info.get("icc_profile") == p3
+
+
+def test_a_huge_rgb_profile_is_applied_instead_of_copied() -> None:
+    from PIL import ImageCms
+
+    big = icc_profile(padding=200_000)
+    assert len(big) > 200_000
+    source = Image.new("RGBA", (64, 48), (200, 60, 40, 255))
+    source.paste((200, 60, 40, 0), (0, 0, 8, 8))
+    data = encode(source, "PNG", icc_profile=big)
+    image = decode(optimize_image_from_bytes(data, format="PNG"))
+    assert not image.info.get("icc_profile")
+    expected = ImageCms.profileToProfile(
+        source.convert("RGB"),
+        ImageCms.ImageCmsProfile(io.BytesIO(big)),
+        ImageCms.createProfile("sRGB"),
+        outputMode="RGB",
+    )
+    assert expected is not None
+    colour = cast("tuple[int, ...]", image.getpixel((32, 24)))
+    assert colour[:3] == expected.getpixel((32, 24)) != (200, 60, 40)
+    assert colour[3] == 255
+    assert cast("tuple[int, ...]", image.getpixel((2, 2)))[3] == 0  # alpha survives
 
 
 def test_srgb_profile_is_dropped_as_redundant() -> None:

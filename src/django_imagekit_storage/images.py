@@ -64,6 +64,10 @@ _FORMAT_ALIASES = {"JPG": "JPEG"}
 WEBP_METHOD_LARGE = 2
 WEBP_METHOD_SMALL = 4
 WEBP_LARGE_PIXELS = 1_000_000
+#: Larger RGB profiles (LUT-based scanner or printer profiles, up to megabytes) are applied
+#: to the pixels, converting them to sRGB, instead of being copied into every output.
+#: Display profiles (Display P3, Adobe RGB) are well under 4 KB.
+MAX_ICC_BYTES = 64 * 1024
 # Lowest quality the max_bytes search goes to before it shrinks the image instead: below
 # this, blocking artefacts look worse than a smaller picture.
 QUALITY_FLOOR = 20
@@ -355,6 +359,8 @@ def _decode(
     if orientation in _TRANSPOSE:
         work = work.transpose(_TRANSPOSE[orientation])
     work = _drop_opaque_alpha(work)
+    if icc is not None and len(icc) > MAX_ICC_BYTES and _icc_space(icc) == b"RGB ":
+        work, icc = _rgb_to_srgb(work, icc)
     _stage("resize", started, "to %dx%d, orientation %d, %s", *work.size, orientation, work.mode)
     return work, targets, metadata, icc, palette_source
 
@@ -646,6 +652,29 @@ def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
     from PIL import ImageChops
 
     return ImageChops.difference(a, b).getbbox() is None
+
+
+def _rgb_to_srgb(im: Image.Image, icc: bytes) -> tuple[Image.Image, bytes | None]:
+    """Convert RGB(A) pixels from ``icc`` to sRGB; return (image, profile still needed)."""
+    from PIL import ImageCms
+
+    rgb = im.convert("RGB") if im.mode == "RGBA" else im
+    try:
+        converted = ImageCms.profileToProfile(
+            rgb,
+            ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+            ImageCms.createProfile("sRGB"),
+            outputMode="RGB",
+        )
+    except (ImageCms.PyCMSError, OSError) as error:
+        logger.debug("RGB profile unusable (%s); kept as it is", error)
+        return im, icc
+    if converted is None:  # only with inPlace=True
+        return im, icc
+    if im.mode == "RGBA":
+        converted.putalpha(im.getchannel("A"))
+    converted.info = {}
+    return converted, None
 
 
 def _drop_opaque_alpha(im: Image.Image) -> Image.Image:
