@@ -36,6 +36,11 @@ OUTPUT_FORMATS = ["WEBP", "JPEG", "PNG"] + (["AVIF"] if HAS_AVIF else [])
 # ------------------------------------------------------------------------- image factories
 
 
+def noise(size: tuple[int, int], seed: int = 1) -> Image.Image:
+    """Seeded uniform noise (Pillow's effect_noise is not seeded: tests must not vary)."""
+    return Image.frombytes("L", size, random.Random(seed).randbytes(size[0] * size[1]))
+
+
 def photo(size: tuple[int, int] = (320, 240), mode: str = "RGB") -> Image.Image:
     """Smooth, photo-like content (gradients and blurred noise), deterministic."""
     width, height = size
@@ -43,7 +48,7 @@ def photo(size: tuple[int, int] = (320, 240), mode: str = "RGB") -> Image.Image:
     bands = [
         Image.linear_gradient("L").resize(size),
         Image.radial_gradient("L").resize(size),
-        Image.effect_noise(small, 64).resize(size, Image.Resampling.BICUBIC),
+        noise(small).resize(size, Image.Resampling.BICUBIC),
     ]
     return Image.merge("RGB", bands).convert(mode)
 
@@ -322,7 +327,7 @@ def test_shrink_on_load_decodes_jpeg_at_the_needed_size(
 
 def hairlines(size: tuple[int, int]) -> Image.Image:
     """Worst case for DCT-domain scaling: fine texture and 2 px diagonal lines (moire)."""
-    texture = Image.effect_noise((size[0] // 3, size[1] // 3), 80).resize(size)
+    texture = noise((size[0] // 3, size[1] // 3)).resize(size)
     image = Image.merge("RGB", [texture, *photo(size).split()[1:]])
     draw = ImageDraw.Draw(image)
     for x in range(0, size[0], 37):
