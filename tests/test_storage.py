@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -849,3 +849,14 @@ def test_one_storage_shared_by_threads(
         thread.join()
     assert len(set(names)) == 20
     assert len(server.files) == 20
+
+
+def test_download_survives_transient_faults(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    name = storage.save("flaky.txt", ContentFile(b"flaky bytes"))
+    server.fail("delivery", 503, times=1)
+    server.drop("delivery", times=1)
+    with storage.open(name) as handle:
+        assert handle.read() == b"flaky bytes"
+    assert server.count("delivery") == 3

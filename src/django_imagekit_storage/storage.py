@@ -182,6 +182,7 @@ class ImageKitFile(File):  # type: ignore[type-arg]
     def __init__(self, name: str, storage: ImageKitStorage, info: FileInfo | None) -> None:
         # File.__init__ would touch self.file; set the fields directly.
         self.name = name
+        self._path = name
         self.mode = "rb"
         self._storage = storage
         self._info = info
@@ -192,16 +193,16 @@ class ImageKitFile(File):  # type: ignore[type-arg]
         if self._spool is None:
             if self._closed:
                 raise ValueError(f"I/O operation on closed file {self.name!r}.")
-            self._spool = self._storage._download(self.name, self._info)
+            self._spool = self._storage._download(self._path, self._info)
         return self._spool
 
     def _set_file(self, value: IO[bytes] | None) -> None:
         self._spool = value
 
-    file = property(_get_file, _set_file)  # type: ignore[assignment]
+    file = property(_get_file, _set_file)
 
     @property
-    def size(self) -> int:  # type: ignore[override]
+    def size(self) -> int:
         # Known from the metadata without downloading.
         if self._spool is None and self._info is not None and self._info.size is not None:
             return self._info.size
@@ -230,6 +231,14 @@ class ImageKitFile(File):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<ImageKitFile: {self.name}>"
+
+
+class _Spool(tempfile.SpooledTemporaryFile[bytes]):
+    """Memory up to ``max_size``, then a temporary file."""
+
+    # Python 3.10's has no seekable(); the client asks it before retrying a download.
+    def seekable(self) -> bool:
+        return True
 
 
 def _check_mode(mode: str) -> None:
@@ -276,7 +285,7 @@ def _seekable(fileobj: object) -> bool:
 
 def _known_size(content: File[Any]) -> int | None:
     try:
-        size = content.size
+        size: object = content.size
     except (AttributeError, OSError, TypeError, ValueError):
         return None
     return size if isinstance(size, int) else None
@@ -449,7 +458,7 @@ class ImageKitStorage(Storage):
     def _download(self, name: str, info: FileInfo | None) -> IO[bytes]:
         private = self.settings.private_files or (info is not None and info.is_private)
         url = self.url(name, expire=self.settings.url_expire if private else None)
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_BYTES)  # noqa: SIM115
+        spool = _Spool(max_size=SPOOL_MAX_BYTES)
         started = time.monotonic()
         try:
             size = self._client.download(url, spool, path=self._full_path(name))
@@ -478,7 +487,7 @@ class ImageKitStorage(Storage):
             return self._fit_exact(name, max_length)
         if self.settings.use_unique_file_name:
             return _unique_name(name, max_length)
-        return super().get_available_name(name, max_length=max_length)  # type: ignore[no-any-return]
+        return super().get_available_name(name, max_length=max_length)
 
     @staticmethod
     def _fit_exact(name: str, max_length: int | None) -> str:
@@ -493,7 +502,7 @@ class ImageKitStorage(Storage):
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
-            return super().save(name, content, max_length=max_length)  # type: ignore[no-any-return]
+            return super().save(name, content, max_length=max_length)
         finally:
             _max_length.reset(token)
 
