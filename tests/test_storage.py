@@ -860,3 +860,33 @@ def test_download_survives_transient_faults(
     with storage.open(name) as handle:
         assert handle.read() == b"flaky bytes"
     assert server.count("delivery") == 3
+
+
+def test_searches_are_not_cached(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    # Another process may delete or replace a file: exists() stays truthful.
+    server.add_file("/media/theirs.txt", b"x")
+    assert storage.exists("theirs.txt")
+    server.reset()
+    assert not storage.exists("theirs.txt")
+    assert server.count("list") == 1
+
+
+class _Pipe(io.RawIOBase):
+    """A stream that can only be read forward, like a socket or a pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_non_seekable_content(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    name = storage.save("piped.bin", File(_Pipe(b"piped bytes" * 1000), name="piped.bin"))
+    assert server.files[f"/media/{name}"].data == b"piped bytes" * 1000
+    assert storage.size(name) == 11000

@@ -426,31 +426,30 @@ class ImageKitStorage(Storage):
             is_private=remote.is_private,
         )
 
-    def _remote(self, name: str) -> RemoteFile | None:
-        """Metadata for a checked name: the cache, else one search."""
+    def _remote(self, name: str, *, need_times: bool = False) -> RemoteFile | None:
+        """Metadata for a checked name: from the cache when our own save put it there,
+        else one search. Search results are not cached: another process may change the
+        file, and ``exists()`` must stay truthful. An upload's answer carries no times,
+        so ``need_times`` costs one search for a name cached from a save (then cached)."""
         path = self._full_path(name)
-        remote = self._cache.get(path)
-        if remote is not None:
+        cached = self._cache.get(path)
+        if cached is not None and not (
+            need_times and (cached.created_at is None or cached.updated_at is None)
+        ):
             logger.debug("metadata of %r from the cache", path)
-            return remote
+            return cached
         logger.debug("searching for %r", path)
         remote = self._client.find(path)
-        if remote is not None:
-            self._cache.put(path, remote)
-        return remote
-
-    def _remote_with_times(self, name: str) -> RemoteFile:
-        """Metadata including times. An upload's answer carries no times, so a name
-        cached from our own save costs one search the first time its times are asked."""
-        remote = self._remote(name)
-        if remote is not None and (remote.created_at is None or remote.updated_at is None):
-            path = self._full_path(name)
-            logger.debug("searching for the times of %r", path)
-            remote = self._client.find(path)
+        if cached is not None:
+            # Refresh (or forget) what our own save put there.
             if remote is None:
                 self._cache.pop(path)
             else:
                 self._cache.put(path, remote)
+        return remote
+
+    def _remote_with_times(self, name: str) -> RemoteFile:
+        remote = self._remote(name, need_times=True)
         if remote is None:
             raise FileNotFoundError(f"No file named {name!r} in ImageKit.")
         return remote
