@@ -49,6 +49,8 @@ from django_imagekit_storage.exceptions import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from django.core.files import File
 
     from django_imagekit_storage.conf import StorageSettings
@@ -83,6 +85,8 @@ _RESERVED_UPLOAD_KWARGS: Final = frozenset(
         "timeout",
     }
 )
+# Not worth retrying with less time than this left after the wait.
+_MIN_ATTEMPT: Final = 0.05
 _RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
 _EXISTS_MARKER: Final = "already exists"
 
@@ -207,13 +211,19 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~100 ms: once per process, shared (it is thread-safe).
+    return httpx.create_ssl_context()
+
+
 class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's own transport (same pool settings, same error mapping), on sockets that
     honour the deadline of the current call."""
 
     def __init__(self) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(limits=limits)
+        super().__init__(verify=_ssl_context(), limits=limits)
         # httpx has no public way to pass a network backend; guard the one attribute we
         # replace so an httpx that renamed it fails loudly instead of losing deadlines.
         if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
@@ -222,7 +232,7 @@ class _DeadlineTransport(httpx.HTTPTransport):
                 f"({httpx.__version__}): its transport has no connection pool to wrap."
             )
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -338,7 +348,7 @@ def _retry_after(headers: httpx.Headers | None) -> float | None:
 # --- failures and the retry loop ------------------------------------------------------
 
 
-class _HTTPStatusFailure(Exception):
+class _HTTPStatusError(Exception):
     """A non-2xx answer to a request made with httpx directly (downloads)."""
 
     def __init__(self, response: httpx.Response) -> None:
@@ -349,10 +359,6 @@ class _HTTPStatusFailure(Exception):
             self.body: object = json.loads(response.text)
         except ValueError:
             self.body = response.text
-
-
-class _CannotRewind(Exception):
-    """The content is a stream that cannot be read a second time."""
 
 
 @dataclass
@@ -370,6 +376,8 @@ class _Failure:
     timeout: bool = False
 
     def describe(self) -> str:
+        if self.status_code is not None and self.retry_after is not None:
+            return f"HTTP {self.status_code} (Retry-After {self.retry_after:g} s)"
         if self.status_code is not None:
             return f"HTTP {self.status_code}"
         return "a timeout" if self.timeout else "a connection error"
@@ -395,7 +403,7 @@ def _never_sent(error: BaseException) -> bool:
 def _classify(error: Exception) -> _Failure:
     if isinstance(error, imagekitio.APIStatusError):
         status, headers, body = error.status_code, error.response.headers, error.body
-    elif isinstance(error, _HTTPStatusFailure):
+    elif isinstance(error, _HTTPStatusError):
         status, headers, body = error.status_code, error.headers, error.body
     elif isinstance(error, imagekitio.APITimeoutError | httpx.TimeoutException):
         return _Failure(error, True, not _never_sent(error), timeout=True)
@@ -447,7 +455,8 @@ class ImageKitClient:
     """ImageKit's API for one storage. Thread-safe; creates its SDK client lazily, once."""
 
     #: Backoff before retry n (n = 0, 1, ...) is ``backoff_initial * 2**n`` seconds, at
-    #: most ``backoff_max``, minus up to 25 % jitter, and never more than half the time left.
+    #: most ``backoff_max``, minus up to 25 % jitter. A wait that would not leave time for
+    #: another attempt before the deadline ends the call with the last failure.
     backoff_initial: float = 0.5
     backoff_max: float = 8.0
 
@@ -555,7 +564,7 @@ class ImageKitClient:
                 imagekitio.APIStatusError,
                 imagekitio.APIConnectionError,
                 httpx.TransportError,
-                _HTTPStatusFailure,
+                _HTTPStatusError,
             ) as exc:
                 failure = _classify(exc)
             error = failure.error
@@ -566,14 +575,16 @@ class ImageKitClient:
             if not failure.retryable or number == attempts:
                 raise self._final(operation, name, failure, number) from error
             delay = self._delay(number - 1, failure)
-            if failure.retry_after is not None and delay >= deadline.remaining():
+            if delay + _MIN_ATTEMPT >= deadline.remaining():
+                # No time for the wait and another attempt: ImageKit's last answer is
+                # more useful than a bare timeout.
                 logger.warning(
-                    "ImageKit %s of %r: %s asked to retry after %.1f s, past the %g s "
-                    "deadline; giving up",
+                    "ImageKit %s of %r: %s, and waiting %.2f s to retry would pass the "
+                    "%g s deadline; giving up",
                     operation,
                     name,
                     failure.describe(),
-                    failure.retry_after,
+                    delay,
                     deadline.seconds,
                 )
                 raise self._final(operation, name, failure, number) from error
@@ -598,16 +609,13 @@ class ImageKitClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _delay(self, retry: int, failure: _Failure) -> float:
-        deadline = _CURRENT_DEADLINE.get()
-        remaining = deadline.remaining() if deadline is not None else math.inf
-        if failure.retry_after is not None and failure.retry_after <= MAX_RETRY_AFTER:
-            return failure.retry_after
+        """Seconds to wait before retry number ``retry`` (0-based): the server's
+        ``Retry-After`` if it gave one (infinite above ``MAX_RETRY_AFTER``), else
+        exponential backoff with jitter."""
         if failure.retry_after is not None:
-            return math.inf
-        backoff = min(self.backoff_max, self.backoff_initial * 2**retry)
-        backoff *= 1 - 0.25 * random.random()  # noqa: S311 - jitter, not a secret
-        # Keep at least half of what is left for the next attempt.
-        return max(0.0, min(backoff, remaining / 2))
+            return failure.retry_after if failure.retry_after <= MAX_RETRY_AFTER else math.inf
+        backoff = min(self.backoff_max, self.backoff_initial * 2.0**retry)
+        return backoff * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
 
     def _redact(self, text: str | None) -> str | None:
         if text is None:
@@ -650,9 +658,7 @@ class ImageKitClient:
                 **fields,
             )
         elif _is_exists(failure):
-            error = ImageKitFileExistsError(
-                "the path is taken and overwriting is off", **fields
-            )
+            error = ImageKitFileExistsError("the path is taken and overwriting is off", **fields)
         else:
             error = ImageKitStorageError(f"ImageKit answered with an error ({tries})", **fields)
         logger.error("%s", error)
@@ -856,7 +862,9 @@ class ImageKitClient:
     ) -> RemoteFile:
         data = self._json(raw, "upload", path)
         if not isinstance(data, Mapping):
-            raise self._response_error("upload", path, f"expected an object, got {type(data).__name__}")
+            raise self._response_error(
+                "upload", path, f"expected an object, got {type(data).__name__}"
+            )
         remote = self._remote_file(
             data, operation="upload", name=path, fallback_path=path, fallback_private=is_private
         )
@@ -892,7 +900,7 @@ class ImageKitClient:
     # --- search -------------------------------------------------------------------------
 
     def _pages(
-        self, operation: str, name: str, query: Mapping[str, object]
+        self, operation: str, name: str, query: Mapping[str, Any]
     ) -> Iterator[list[Mapping[str, object]]]:
         """Every page of an ``assets.list`` search, each request with its own deadline
         (or the caller's, if tighter)."""
@@ -926,7 +934,7 @@ class ImageKitClient:
             skip += PAGE_SIZE
 
     def _files_in(
-        self, operation: str, name: str, query: Mapping[str, object]
+        self, operation: str, name: str, query: Mapping[str, Any]
     ) -> Iterator[RemoteFile]:
         for page in self._pages(operation, name, query):
             for item in page:
@@ -958,7 +966,7 @@ class ImageKitClient:
         ``recursive``. Paginated; each page request has its own ``timeout`` deadline."""
         folder = folder.strip("/")
         prefix = f"/{folder}/" if folder else "/"
-        query: dict[str, object]
+        query: dict[str, Any]
         if recursive:
             query = {"search_query": f"path : {_quote(prefix)}"}
         else:
@@ -1033,7 +1041,7 @@ class ImageKitClient:
                     raise FileNotFoundError(f"No file at {path!r} on ImageKit (HTTP 404).")
                 if response.status_code >= 400:
                     response.read()
-                    raise _HTTPStatusFailure(response)
+                    raise _HTTPStatusError(response)
                 for chunk in response.iter_bytes():
                     into.write(chunk)
                     written += len(chunk)
