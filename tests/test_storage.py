@@ -890,3 +890,14 @@ def test_non_seekable_content(storage: ImageKitStorage, server: FakeImageKitServ
     name = storage.save("piped.bin", File(_Pipe(b"piped bytes" * 1000), name="piped.bin"))
     assert server.files[f"/media/{name}"].data == b"piped bytes" * 1000
     assert storage.size(name) == 11000
+
+
+def test_an_unclosed_file_in_memory_does_not_warn(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    import gc
+
+    name = storage.save("unclosed.txt", ContentFile(b"abc"))
+    # filterwarnings = error: a ResourceWarning at collection would fail the test.
+    assert storage.open(name).read() == b"abc"
+    gc.collect()

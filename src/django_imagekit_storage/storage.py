@@ -240,6 +240,15 @@ class _Spool(tempfile.SpooledTemporaryFile[bytes]):
     def seekable(self) -> bool:
         return True
 
+    def __del__(self) -> None:
+        # `storage.open(name).read()` without a close is common Django code: while the
+        # bytes are in memory nothing leaks, so no ResourceWarning (3.11+ would warn).
+        if not getattr(self, "_rolled", True):
+            self.close()
+        parent = getattr(super(), "__del__", None)
+        if parent is not None:
+            parent()
+
 
 def _check_mode(mode: str) -> None:
     if set(mode) - {"r", "b"} or "r" not in mode or "b" not in mode:
