@@ -539,10 +539,12 @@ def test_content_kinds(
 ) -> None:
     path = tmp_path / "on-disk.bin"
     path.write_bytes(b"from disk")
+    text_path = tmp_path / "text.txt"
+    text_path.write_text("text file ✓", encoding="utf-8")
     upload = TemporaryUploadedFile("temp.bin", "application/octet-stream", 9, None)
     upload.write(b"temporary")
     upload.flush()
-    with path.open("rb") as on_disk:
+    with path.open("rb") as on_disk, text_path.open(encoding="utf-8") as text_file:
         cases: list[tuple[str, Any, bytes]] = [
             ("bytes.bin", ContentFile(b"bytes"), b"bytes"),
             ("text.txt", ContentFile("tëxt"), "tëxt".encode()),
@@ -551,6 +553,7 @@ def test_content_kinds(
             ("simple.bin", SimpleUploadedFile("simple.bin", b"simple"), b"simple"),
             ("temp.bin", upload, b"temporary"),
             ("disk.bin", File(on_disk), b"from disk"),
+            ("textfile.txt", File(text_file), "text file ✓".encode()),
         ]
         for name, content, data in cases:
             saved = storage.save(name, content)
@@ -901,3 +904,93 @@ def test_an_unclosed_file_in_memory_does_not_warn(
     # filterwarnings = error: a ResourceWarning at collection would fail the test.
     assert storage.open(name).read() == b"abc"
     gc.collect()
+
+
+@pytest.mark.parametrize("content", ["text", b"bytes"])
+def test_raw_data_is_refused_with_advice(
+    exact_storage: ImageKitStorage, server: FakeImageKitServer, content: Any
+) -> None:
+    server.clear_requests()
+    with pytest.raises(TypeError, match="ContentFile"):
+        exact_storage.save("raw.txt", content)
+    assert server.count() == 0
+
+
+def test_too_long_for_max_length_uploads_nothing(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    with pytest.raises(SuspiciousFileOperation):
+        storage.save("folder/name.txt", ContentFile(b"x"), max_length=16)
+    assert server.count() == 0
+
+
+def test_request_counts_for_names_not_cached(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.add_file("/media/d/theirs.txt", b"12345")
+    server.add_file("/media/d/sub/x.txt", b"1")
+    counts = {}
+    for label, operation in [
+        ("size", lambda: storage.size("d/theirs.txt")),
+        ("created", lambda: storage.get_created_time("d/theirs.txt")),
+        ("modified", lambda: storage.get_modified_time("d/theirs.txt")),
+        ("open", lambda: storage.open("d/theirs.txt").close()),
+        ("listdir", lambda: storage.listdir("d")),
+        ("stat", lambda: storage.stat("d/theirs.txt")),
+        ("delete", lambda: storage.delete("d/theirs.txt")),
+    ]:
+        server.clear_requests()
+        operation()
+        counts[label] = routes(server)
+    assert counts == {
+        "size": ["list"],
+        "created": ["list"],
+        "modified": ["list"],
+        "open": ["list"],
+        "listdir": ["list", "list"],
+        "stat": ["list"],
+        "delete": ["list", "delete"],
+    }
+
+
+@pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
+def test_threads_saving_one_name(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    options = {
+        "default": {},
+        "overwrite": {"file_overwrite": True},
+        "exact": {"use_unique_file_name": False},
+    }[mode]
+    storage = make_storage(location="media", **options)
+    saved: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(thread: int) -> None:
+        try:
+            for index in range(4):
+                data = f"{thread}-{index}".encode()
+                name = storage.save("same.txt", ContentFile(data))
+                with lock:
+                    saved.setdefault(name, data)
+                    if mode == "overwrite":
+                        saved[name] = data
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    if mode == "overwrite":
+        assert list(saved) == ["same.txt"]
+        assert stored_paths(server) == ["/media/same.txt"]
+    else:
+        # Every save got its own name and its own bytes: nothing lost or replaced.
+        assert len(saved) == 16
+        assert {f"/media/{name}": data for name, data in saved.items()} == {
+            path: stored.data for path, stored in server.files.items()
+        }

@@ -507,6 +507,12 @@ class ImageKitStorage(Storage):
         return name
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        if isinstance(content, str | bytes | bytearray | memoryview):
+            # Django would wrap it in a File that cannot be read; say what to do instead.
+            raise TypeError(
+                f"save() needs a File or a file object, not {type(content).__name__}: wrap "
+                "the data in django.core.files.base.ContentFile(data, name=...)."
+            )
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
