@@ -994,3 +994,26 @@ def test_threads_saving_one_name(
         assert {f"/media/{name}": data for name, data in saved.items()} == {
             path: stored.data for path, stored in server.files.items()
         }
+
+
+class WrongTagsStorage(ImageKitStorage):
+    def get_upload_options(self, name: str, content: File[Any]) -> dict[str, Any]:
+        return {"tags": "one,two"}
+
+
+def test_hook_values_are_validated(server: FakeImageKitServer) -> None:
+    storage = WrongTagsStorage(
+        private_key=server.private_key, url_endpoint=server.url_endpoint, base_url=server.base_url
+    )
+    with pytest.raises(ValueError, match=r"get_upload_options\(\)\['tags'\]"):
+        storage.save("a.txt", ContentFile(b"x"))
+    assert server.count() == 0
+
+
+def test_empty_content_in_exact_mode_makes_no_search(
+    exact_storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.clear_requests()
+    with pytest.raises(ValueError, match="empty"):
+        exact_storage.save("empty.txt", ContentFile(b""))
+    assert server.count() == 0
