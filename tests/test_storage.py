@@ -1017,3 +1017,16 @@ def test_empty_content_in_exact_mode_makes_no_search(
     with pytest.raises(ValueError, match="empty"):
         exact_storage.save("empty.txt", ContentFile(b""))
     assert server.count() == 0
+
+
+def test_binary_file_with_mode_r(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    # A ZipExtFile reads bytes although its mode is "r".
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as writer:
+        writer.writestr("inner.bin", b"\x00zipped\xff")
+    with zipfile.ZipFile(archive) as reader, reader.open("inner.bin") as inner:
+        assert inner.mode == "r"
+        name = storage.save("inner.bin", File(inner, name="inner.bin"))
+    assert server.files[f"/media/{name}"].data == b"\x00zipped\xff"
