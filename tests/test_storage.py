@@ -1030,3 +1030,17 @@ def test_binary_file_with_mode_r(storage: ImageKitStorage, server: FakeImageKitS
         assert inner.mode == "r"
         name = storage.save("inner.bin", File(inner, name="inner.bin"))
     assert server.files[f"/media/{name}"].data == b"\x00zipped\xff"
+
+
+def test_what_imagekit_cannot_do(offline: ImageKitStorage) -> None:
+    # No local path and no access time, as Django's contract allows.
+    with pytest.raises(NotImplementedError):
+        offline.path("a.txt")
+    with pytest.raises(NotImplementedError):
+        offline.get_accessed_time("a.txt")
+
+
+def test_generate_filename(offline: ImageKitStorage) -> None:
+    assert offline.generate_filename("docs/my file (1).pdf") == "docs/my_file_1.pdf"
+    with pytest.raises(SuspiciousFileOperation):
+        offline.generate_filename("../docs/a.pdf")
