@@ -1020,16 +1020,12 @@ def test_empty_content_in_exact_mode_makes_no_search(
 
 
 def test_binary_file_with_mode_r(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
-    # A ZipExtFile reads bytes although its mode is "r".
-    import zipfile
+    # Binary streams may say mode "r": ZipExtFile did before Python 3.13.
+    class ModeR(io.BytesIO):
+        mode = "r"
 
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as writer:
-        writer.writestr("inner.bin", b"\x00zipped\xff")
-    with zipfile.ZipFile(archive) as reader, reader.open("inner.bin") as inner:
-        assert inner.mode == "r"
-        name = storage.save("inner.bin", File(inner, name="inner.bin"))
-    assert server.files[f"/media/{name}"].data == b"\x00zipped\xff"
+    name = storage.save("inner.bin", File(ModeR(b"\x00binary\xff"), name="inner.bin"))
+    assert server.files[f"/media/{name}"].data == b"\x00binary\xff"
 
 
 def test_what_imagekit_cannot_do(offline: ImageKitStorage) -> None:
