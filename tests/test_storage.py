@@ -954,46 +954,52 @@ def test_request_counts_for_names_not_cached(
 
 
 @pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
-def test_threads_saving_one_name(
+def test_threads_share_one_storage(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str
 ) -> None:
+    # 8 threads, each saving 6 files under one name shared by all and 6 under its own names.
     options = {
         "default": {},
         "overwrite": {"file_overwrite": True},
         "exact": {"use_unique_file_name": False},
     }[mode]
     storage = make_storage(location="media", **options)
-    saved: dict[str, bytes] = {}
+    results: list[tuple[str, bytes]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
     def work(thread: int) -> None:
         try:
-            for index in range(4):
+            for index in range(12):
                 data = f"{thread}-{index}".encode()
-                name = storage.save("same.txt", ContentFile(data))
+                given = "same.txt" if index % 2 else f"t{thread}-{index}.txt"
+                name = storage.save(given, ContentFile(data))
                 with lock:
-                    saved.setdefault(name, data)
-                    if mode == "overwrite":
-                        saved[name] = data
+                    results.append((name, data))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=work, args=(number,)) for number in range(4)]
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+    assert len(results) == 96
+    stored = {path: file.data for path, file in server.files.items()}
     if mode == "overwrite":
-        assert list(saved) == ["same.txt"]
-        assert stored_paths(server) == ["/media/same.txt"]
+        # No duplicate: one file per name, the shared one holding one of the writes.
+        assert len(stored) == 49
+        assert stored["/media/same.txt"] in {data for name, data in results if name == "same.txt"}
+        results = [(name, data) for name, data in results if name != "same.txt"]
     else:
-        # Every save got its own name and its own bytes: nothing lost or replaced.
-        assert len(saved) == 16
-        assert {f"/media/{name}": data for name, data in saved.items()} == {
-            path: stored.data for path, stored in server.files.items()
-        }
+        # Every save got its own name: nothing lost, nothing replaced.
+        assert len({name for name, _ in results}) == 96
+        assert len(stored) == 96
+    for name, data in results:
+        assert stored[f"/media/{name}"] == data
+        with storage.open(name) as handle:
+            assert handle.read() == data
 
 
 class WrongTagsStorage(ImageKitStorage):
