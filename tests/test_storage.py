@@ -1046,3 +1046,18 @@ def test_generate_filename(offline: ImageKitStorage) -> None:
     assert offline.generate_filename("docs/my file (1).pdf") == "docs/my_file_1.pdf"
     with pytest.raises(SuspiciousFileOperation):
         offline.generate_filename("../docs/a.pdf")
+
+
+def test_unique_mode_draws_again_on_a_collision(
+    storage: ImageKitStorage, server: FakeImageKitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_imagekit_storage import storage as module
+
+    suffixes = iter(["AAAAAAAAA", "BBBBBBBBB"])
+    monkeypatch.setattr(module, "_random_suffix", lambda: next(suffixes))
+    server.add_file("/media/a_AAAAAAAAA.txt", b"theirs")
+    name = storage.save("a.txt", ContentFile(b"ours"))
+    assert name == "a_BBBBBBBBB.txt"
+    assert server.files["/media/a_AAAAAAAAA.txt"].data == b"theirs"
+    assert server.files["/media/a_BBBBBBBBB.txt"].data == b"ours"
+    assert server.count("upload") == 2
