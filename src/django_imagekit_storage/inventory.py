@@ -80,6 +80,12 @@ class SkippedField:
     label: str
     #: The ``STORAGES`` alias of its storage, or the storage's class path if it has none.
     storage: str
+    ref: FieldRef = dataclasses.field(compare=False, repr=False)
+    #: Its storage's class is the target's, or a subclass or base of it: it may share files.
+    same_backend: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"label": self.label, "storage": self.storage}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +180,9 @@ def discover_fields(
             if storage is target:
                 matched.append(ref)
             else:
-                skipped.append(SkippedField(ref.label, alias_of(storage)))
+                # Subclasses too: a project's MediaStorage(ImageKitStorage) may share files.
+                same = isinstance(storage, type(target)) or isinstance(target, type(storage))
+                skipped.append(SkippedField(ref.label, alias_of(storage), ref, same))
     return matched, skipped
 
 

@@ -153,7 +153,7 @@ class MigrationReport:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "interrupted": self.interrupted,
             "fields": self.fields,
-            "skipped_fields": [dataclasses.asdict(field) for field in self.skipped_fields],
+            "skipped_fields": [field.to_dict() for field in self.skipped_fields],
             "totals": {
                 "referenced": self.referenced,
                 key: len(self.copied),
