@@ -237,6 +237,9 @@ def test_different_file_at_destination_fails_unless_overwrite(media: Path) -> No
     seed_rows(1)
     (media / "docs").mkdir()
     (media / "docs/d0.pdf").write_bytes(b"other")
+    error, out = run_failing("--from", "old", "--dry-run")  # foretold by --dry-run
+    assert error.returncode == 1
+    assert "different file of 5 bytes; the source has 50 bytes" in out
     error, out = run_failing("--from", "old")
     assert error.returncode == 1
     assert "different file of 5 bytes; the source has 50 bytes" in out

@@ -296,6 +296,10 @@ def migrate_files(
         if there == size:
             return FileResult(name, ref.label, Outcome.PRESENT, size)
         if dry_run:
+            if there is not _MISSING and not overwrite:
+                # What the real run would do: refuse to replace a different file.
+                error = FileExistsError(f"{name!r} already exists at the destination")
+                raise MigrationError(_describe(error, name, size, there))
             return FileResult(name, ref.label, Outcome.WOULD_COPY, size)
         try:
             with source.open(name, "rb") as handle:

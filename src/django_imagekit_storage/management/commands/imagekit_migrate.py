@@ -218,11 +218,12 @@ class Command(BaseCommand):
                 returncode=EXIT_INTERRUPTED,
             )
         if report.failed:
-            raise CommandError(
-                f"{len(report.failed)} file(s) failed (listed above); run the same command "
-                "again to retry them.",
-                returncode=EXIT_FAILED,
+            what = (
+                "would fail (listed above)"
+                if report.dry_run
+                else "failed (listed above); run the same command again to retry them"
             )
+            raise CommandError(f"{len(report.failed)} file(s) {what}.", returncode=EXIT_FAILED)
 
     def _write_report(self, report: MigrationReport, path: str) -> None:
         report.write_json(path)
