@@ -204,6 +204,12 @@ class Command(BaseCommand):
                 stop=stop,
                 on_result=on_result,
             )
+        except KeyboardInterrupt:
+            # Outside the copy loop (listing the destination, verifying): no report to give.
+            raise CommandError(
+                "Interrupted: run the same command again to continue where it stopped.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
