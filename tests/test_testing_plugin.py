@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
@@ -61,9 +63,9 @@ def test_session_server_is_the_same_object(
 def test_imagekit_settings_points_django_at_the_server(
     imagekit_settings: FakeImageKitServer,
 ) -> None:
-    assert django_settings.IMAGEKIT_PRIVATE_KEY == imagekit_settings.private_key
-    assert django_settings.IMAGEKIT_URL_ENDPOINT == imagekit_settings.url_endpoint
-    assert django_settings.IMAGEKIT_BASE_URL == imagekit_settings.base_url
+    assert imagekit_settings.private_key == django_settings.IMAGEKIT_PRIVATE_KEY
+    assert imagekit_settings.url_endpoint == django_settings.IMAGEKIT_URL_ENDPOINT
+    assert imagekit_settings.base_url == django_settings.IMAGEKIT_BASE_URL
     assert django_settings.STORAGES["default"] == {
         "BACKEND": "django_imagekit_storage.storage.ImageKitStorage"
     }
@@ -87,7 +89,9 @@ def test_default_storage_saves_to_the_server(imagekit_settings: FakeImageKitServ
 
 
 @needs_storage
-def test_imagekit_storage_fixture(imagekit_storage, imagekit_server: FakeImageKitServer) -> None:
+def test_imagekit_storage_fixture(
+    imagekit_storage: Any, imagekit_server: FakeImageKitServer
+) -> None:
     from django.core.files.base import ContentFile
 
     name = imagekit_storage.save("a.txt", ContentFile(b"abc"))
@@ -96,7 +100,9 @@ def test_imagekit_storage_fixture(imagekit_storage, imagekit_server: FakeImageKi
 
 
 @needs_storage
-def test_imagekit_storage_factory_passes_options(imagekit_storage_factory) -> None:
+def test_imagekit_storage_factory_passes_options(
+    imagekit_storage_factory: Callable[..., Any],
+) -> None:
     storage = imagekit_storage_factory(location="media")
     assert storage.settings.location == "media"
 
@@ -105,7 +111,13 @@ def test_command_line_prints_the_endpoints_and_stops_on_sigterm() -> None:
     import signal
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_imagekit_storage.testing", "--private-key", "sekrit_key_123"],
+        [
+            sys.executable,
+            "-m",
+            "django_imagekit_storage.testing",
+            "--private-key",
+            "sekrit_key_123",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -121,12 +133,13 @@ def test_command_line_prints_the_endpoints_and_stops_on_sigterm() -> None:
         import urllib.parse
 
         parts = urllib.parse.urlsplit(base_url)
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
         connection.request("GET", "/v1/files")
         assert connection.getresponse().status == 403
         connection.close()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+        assert process.stderr is not None
         out, err = process.stdout.read(), process.stderr.read()
     finally:
         if process.poll() is None:

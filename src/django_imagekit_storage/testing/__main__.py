@@ -58,15 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"Cannot start the stand-in ImageKit server: {error}", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Only a prefix: a real key passed here by mistake stays out of terminals and CI logs.
     key_hint = args.private_key[:4] + "..."
-    print(f"Stand-in ImageKit server listening on {server.base_url}", flush=True)
-    print(f"  IMAGEKIT_BASE_URL={server.base_url}")
-    print(f"  IMAGEKIT_URL_ENDPOINT={server.url_endpoint}")
-    print(f"  IMAGEKIT_PRIVATE_KEY: the --private-key value ({key_hint})")
-    print("Press Ctrl-C to stop.", flush=True)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        print(f"Stand-in ImageKit server listening on {server.base_url}", flush=True)
+        print(f"  IMAGEKIT_BASE_URL={server.base_url}")
+        print(f"  IMAGEKIT_URL_ENDPOINT={server.url_endpoint}")
+        print(f"  IMAGEKIT_PRIVATE_KEY: the --private-key value ({key_hint})")
+        print("Press Ctrl-C to stop.", flush=True)
         # sleep() rather than an Event: Ctrl-C interrupts it on every platform.
         while True:
             time.sleep(3600)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -22,14 +23,14 @@ import string
 import struct
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from types import TracebackType
 
     from typing_extensions import Self
@@ -278,7 +279,7 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _BadRequest(Exception):
+class _BadRequestError(Exception):
     """A request the server answers with a 4xx JSON error."""
 
     def __init__(self, message: str, status: int = 400, **extra: object) -> None:
@@ -288,7 +289,7 @@ class _BadRequest(Exception):
         self.extra = extra
 
 
-class _Drop(Exception):
+class _DropConnectionError(Exception):
     """Close the connection without answering."""
 
 
@@ -301,9 +302,9 @@ def _error(
     message: str,
     help_text: str | None = None,
     headers: Mapping[str, str] | None = None,
-    **extra: object,
+    extra: Mapping[str, object] | None = None,
 ) -> _Response:
-    return _json(status, {"message": message, "help": help_text or HELP, **extra}, headers)
+    return _json(status, {"message": message, "help": help_text or HELP, **(extra or {})}, headers)
 
 
 def _parse_header_params(value: str) -> tuple[str, dict[str, str]]:
@@ -330,27 +331,27 @@ def _parse_multipart(content_type: str, body: bytes) -> list[_Part]:
     kind, params = _parse_header_params(content_type)
     boundary = params.get("boundary", "")
     if kind != "multipart/form-data" or not boundary:
-        raise _BadRequest("The upload must be sent as multipart/form-data with a boundary.")
+        raise _BadRequestError("The upload must be sent as multipart/form-data with a boundary.")
     delimiter = b"\r\n--" + boundary.encode("latin-1")
     chunks = (b"\r\n" + body).split(delimiter)
     if len(chunks) < 2 or not chunks[-1].startswith(b"--"):
-        raise _BadRequest("Malformed multipart body: the closing boundary is missing.")
+        raise _BadRequestError("Malformed multipart body: the closing boundary is missing.")
     parts = []
     for chunk in chunks[1:-1]:
         head, separator, data = chunk.partition(b"\r\n\r\n")
         if not separator or not head.startswith(b"\r\n"):
-            raise _BadRequest("Malformed multipart body: a part has no header block.")
+            raise _BadRequestError("Malformed multipart body: a part has no header block.")
         headers: dict[str, str] = {}
         for line in head[2:].split(b"\r\n"):
             key, colon, value = line.decode("utf-8", "replace").partition(":")
             if not colon:
-                raise _BadRequest("Malformed multipart body: a part header has no ':'.")
+                raise _BadRequestError("Malformed multipart body: a part header has no ':'.")
             headers[key.strip().lower()] = value.strip()
         disposition, disposition_params = _parse_header_params(
             headers.get("content-disposition", "")
         )
         if disposition != "form-data" or "name" not in disposition_params:
-            raise _BadRequest("Malformed multipart body: a part has no form-data name.")
+            raise _BadRequestError("Malformed multipart body: a part has no form-data name.")
         parts.append(
             _Part(
                 name=disposition_params["name"],
@@ -365,13 +366,13 @@ def _parse_multipart(content_type: str, body: bytes) -> list[_Part]:
 def _decode_text_file(value: str) -> bytes:
     """The ``file`` field sent as text: a data URI or base64."""
     if value.startswith(("http://", "https://")):
-        raise _BadRequest(
+        raise _BadRequestError(
             "The stand-in ImageKit server cannot fetch a file from a URL: send the bytes instead."
         )
     if value.startswith("data:"):
         header, comma, payload = value.partition(",")
         if not comma:
-            raise _BadRequest("Malformed data URI in the file parameter.")
+            raise _BadRequestError("Malformed data URI in the file parameter.")
         if header.endswith(";base64"):
             value = payload
         else:
@@ -379,7 +380,7 @@ def _decode_text_file(value: str) -> bytes:
     try:
         return base64.b64decode("".join(value.split()), validate=True)
     except binascii.Error as error:
-        raise _BadRequest(
+        raise _BadRequestError(
             "The file parameter is text but neither base64 nor a data URI."
         ) from error
 
@@ -390,7 +391,7 @@ def _parse_bool(form: Mapping[str, str], name: str, default: bool) -> bool:
         return default
     lowered = value.strip().lower()
     if lowered not in {"true", "false"}:
-        raise _BadRequest(f"Invalid value for {name}: expected true or false, got {value!r}.")
+        raise _BadRequestError(f"Invalid value for {name}: expected true or false, got {value!r}.")
     return lowered == "true"
 
 
@@ -401,9 +402,9 @@ def _parse_list(value: str | None) -> list[str]:
         try:
             items = json.loads(value)
         except json.JSONDecodeError as error:
-            raise _BadRequest(f"Invalid JSON array: {value!r}.") from error
+            raise _BadRequestError(f"Invalid JSON array: {value!r}.") from error
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            raise _BadRequest(f"Expected an array of strings, got {value!r}.")
+            raise _BadRequestError(f"Expected an array of strings, got {value!r}.")
         return [item.strip() for item in items if item.strip()]
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -427,14 +428,14 @@ def _parse_search(query: str) -> list[_Clause]:
     while True:
         match = _CLAUSE.match(query, position)
         if match is None:
-            raise _BadRequest(
+            raise _BadRequestError(
                 f"Invalid searchQuery {query!r}: the stand-in ImageKit server understands "
                 'clauses like name = "a.jpg", name : "a", path = "/dir/", path : "/dir/", '
                 'type = "folder", joined by AND.'
             )
         name = match.group("field").lower()
         if name not in {"name", "path", "type"}:
-            raise _BadRequest(
+            raise _BadRequestError(
                 f"Invalid searchQuery {query!r}: the stand-in ImageKit server supports only the "
                 f"name, path and type fields, not {match.group('field')!r}."
             )
@@ -445,7 +446,7 @@ def _parse_search(query: str) -> list[_Clause]:
             return clauses
         joiner = re.compile(r"AND\s", re.IGNORECASE).match(query, position)
         if joiner is None:
-            raise _BadRequest(
+            raise _BadRequestError(
                 f"Invalid searchQuery {query!r} at position {position}: clauses must be "
                 "joined by AND (OR and parentheses are not supported by the stand-in server)."
             )
@@ -459,7 +460,9 @@ def _int_param(query: Mapping[str, list[str]], name: str, default: int) -> int:
     try:
         return int(values[-1])
     except ValueError as error:
-        raise _BadRequest(f"Invalid {name}: expected an integer, got {values[-1]!r}.") from error
+        raise _BadRequestError(
+            f"Invalid {name}: expected an integer, got {values[-1]!r}."
+        ) from error
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -469,13 +472,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     timeout = 30
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
         self.server.owner._dispatch(self)
 
-    do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_GET
+    def do_POST(self) -> None:
+        self.server.owner._dispatch(self)
+
+    def do_DELETE(self) -> None:
+        self.server.owner._dispatch(self)
+
+    def do_PUT(self) -> None:
+        self.server.owner._dispatch(self)
+
+    def do_PATCH(self) -> None:
+        self.server.owner._dispatch(self)
+
+    def do_HEAD(self) -> None:
+        self.server.owner._dispatch(self)
 
     def read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -488,22 +504,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0:
-            raise _BadRequest(f"Invalid Content-Length {raw_length!r}.")
+            raise _BadRequestError(f"Invalid Content-Length {raw_length!r}.")
         data = self.rfile.read(length)
         if len(data) != length:
-            raise _Drop("the client sent a shorter body than its Content-Length")
+            raise _DropConnectionError("the client sent a shorter body than its Content-Length")
         return data
 
     def _read_chunked(self) -> bytes:
-        pieces = []
+        pieces: list[bytes] = []
         while True:
             line = self.rfile.readline(1024)
             if not line:
-                raise _Drop("the client closed the connection inside a chunked body")
+                raise _DropConnectionError("the client closed the connection inside a chunked body")
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError as error:
-                raise _BadRequest("Malformed chunked body: bad chunk size line.") from error
+                raise _BadRequestError("Malformed chunked body: bad chunk size line.") from error
             if size == 0:
                 # Trailers, up to the empty line.
                 while self.rfile.readline(1024) not in {b"\r\n", b"\n", b""}:
@@ -511,7 +527,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return b"".join(pieces)
             piece = self.rfile.read(size)
             if len(piece) != size or self.rfile.readline(1024) not in {b"\r\n", b"\n"}:
-                raise _BadRequest("Malformed chunked body: a chunk is shorter than announced.")
+                raise _BadRequestError("Malformed chunked body: a chunk is shorter than announced.")
             pieces.append(piece)
 
 
@@ -541,14 +557,14 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         with self.connections_lock:
             connections = list(self.connections)
         for connection in connections:
-            try:
+            # Already closed by the client: nothing left to wake.
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                logger.debug("connection already closed")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away (a timeout, a dropped pool) is normal here.
-        logger.debug("request from %s ended with an error", client_address, exc_info=True)
+        # socketserver calls this inside its except block.
+        logger.debug("request from %s ended with an error", client_address, exc_info=True)  # noqa: LOG014
 
 
 class FakeImageKitServer:
@@ -748,7 +764,7 @@ class FakeImageKitServer:
         times: int = 1,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
-        help: str | None = None,  # noqa: A002
+        help: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests to ``route`` with ``status`` and ImageKit's error
         JSON (``message``/``help``), plus ``headers`` (e.g. ``{"Retry-After": "0"}``).
@@ -853,16 +869,24 @@ class FakeImageKitServer:
         form: dict[str, str] = {}
         status: int | None = None
         # Logged on arrival (status None until answered), so in-flight requests count.
-        pending = RecordedRequest(method, target.path, route, query, None, arrived, headers, form)
+        logged = RecordedRequest(method, target.path, route, query, None, arrived, headers, form)
         with self._lock:
             generation = self._generation
-            self._requests.append(pending)
+            self._requests.append(logged)
+
+        def answer(response: _Response, rate: int | None = None) -> None:
+            # Logged before the first byte goes out: a client that has its answer sees it.
+            nonlocal status, logged
+            status = response.status
+            logged = self._log(logged, replace(logged, status=status))
+            self._send(handler, response, rate)
+
         try:
             try:
                 body = handler.read_body()
-            except _BadRequest as error:
+            except _BadRequestError as error:
                 handler.close_connection = True
-                status = self._send(handler, _error(error.status, error.message), None)
+                answer(_error(error.status, error.message))
                 return
             fault = self._take_fault(route)
             if fault is not None and fault.kind == "fail":
@@ -870,13 +894,13 @@ class FakeImageKitServer:
                     fault.status, fault.message or _default_message(fault.status), fault.help
                 )
                 response.headers.update(fault.headers)
-                status = self._send(handler, response, None)
+                answer(response)
                 return
             if fault is not None and not fault.after_processing:
                 if fault.kind == "drop":
-                    raise _Drop("fault injected")
+                    raise _DropConnectionError("fault injected")
                 if fault.kind == "stall" and not self._wait(fault.seconds, generation):
-                    raise _Drop("reset or stopped while stalled")
+                    raise _DropConnectionError("reset or stopped while stalled")
             if route is None:
                 response = _error(404, f"No ImageKit API route for {method} {target.path}.")
             else:
@@ -885,34 +909,27 @@ class FakeImageKitServer:
                 )
             if fault is not None and fault.after_processing:
                 if fault.kind == "drop":
-                    raise _Drop("fault injected after processing")
+                    raise _DropConnectionError("fault injected after processing")
                 if fault.kind == "stall" and not self._wait(fault.seconds, generation):
-                    raise _Drop("reset or stopped while stalled")
+                    raise _DropConnectionError("reset or stopped while stalled")
             rate = fault.bytes_per_second if fault is not None and fault.kind == "trickle" else None
-            status = response.status
-            self._send(handler, response, rate)
-        except _Drop as reason:
+            answer(response, rate)
+        except _DropConnectionError as reason:
             logger.debug("dropping %s %s: %s", method, target.path, reason)
             handler.close_connection = True
-            status = None
-        finally:
-            record = RecordedRequest(
-                method=method,
-                path=target.path,
-                route=route,
-                query=query,
-                status=status,
-                time=arrived,
-                headers=headers,
-                form=form,
-            )
-            with self._lock:
-                for index in range(len(self._requests) - 1, -1, -1):
-                    if self._requests[index] is pending:
-                        self._requests[index] = record
-                        break
+            if status is not None:  # dropped while trickling: no complete answer
+                self._log(logged, replace(logged, status=None))
 
-    def _send(self, handler: _Handler, response: _Response, rate: int | None) -> int:
+    def _log(self, old: RecordedRequest, new: RecordedRequest) -> RecordedRequest:
+        """Replace a log entry (unless the log was cleared meanwhile); returns ``new``."""
+        with self._lock:
+            for index in range(len(self._requests) - 1, -1, -1):
+                if self._requests[index] is old:
+                    self._requests[index] = new
+                    break
+        return new
+
+    def _send(self, handler: _Handler, response: _Response, rate: int | None) -> None:
         handler.send_response(response.status)
         if response.content_type is not None:
             handler.send_header("Content-Type", response.content_type)
@@ -929,7 +946,6 @@ class FakeImageKitServer:
             else:
                 self._write_slowly(handler, response.body, rate)
         handler.wfile.flush()
-        return response.status
 
     def _write_slowly(self, handler: _Handler, body: bytes, rate: int) -> None:
         # Ten writes a second (fewer for tiny rates), each flushed.
@@ -940,7 +956,7 @@ class FakeImageKitServer:
             handler.wfile.write(body[start : start + step])
             handler.wfile.flush()
             if not self._wait(step / rate, generation):
-                raise _Drop("reset or stopped while trickling")
+                raise _DropConnectionError("reset or stopped while trickling")
 
     def _authenticated(self, handler: _Handler) -> bool:
         kind, _, encoded = handler.headers.get("Authorization", "").partition(" ")
@@ -971,7 +987,7 @@ class FakeImageKitServer:
                 return _error(403, AUTH_MESSAGE)
             with self._lock:
                 if self._generation != generation:
-                    raise _Drop("reset while the request was in flight")
+                    raise _DropConnectionError("reset while the request was in flight")
             if route == "upload":
                 return self._upload(handler.headers.get("Content-Type", ""), body, form)
             if route == "details":
@@ -983,8 +999,8 @@ class FakeImageKitServer:
             if route == "list":
                 return self._list(query)
             return self._purge(argument, body)
-        except _BadRequest as error:
-            return _error(error.status, error.message, **error.extra)
+        except _BadRequestError as error:
+            return _error(error.status, error.message, extra=error.extra)
 
     # The API
 
@@ -1035,14 +1051,14 @@ class FakeImageKitServer:
             else:
                 form[part.name] = part.data.decode("utf-8", "replace")
         if file_part is None:
-            raise _BadRequest("Missing file parameter for upload")
+            raise _BadRequestError("Missing file parameter for upload")
         if file_part.filename is None:
             data = _decode_text_file(file_part.data.decode("utf-8", "replace").strip())
         else:
             data = file_part.data
         raw_name = form.get("fileName", "")
         if not raw_name:
-            raise _BadRequest("Missing fileName parameter for upload")
+            raise _BadRequestError("Missing fileName parameter for upload")
         unique = _parse_bool(form, "useUniqueFileName", default=True)
         overwrite = _parse_bool(form, "overwriteFile", default=True)
         is_private = _parse_bool(form, "isPrivateFile", default=False)
@@ -1052,14 +1068,14 @@ class FakeImageKitServer:
             try:
                 loaded = json.loads(form["customMetadata"])
             except json.JSONDecodeError as error:
-                raise _BadRequest("Invalid customMetadata: expected a JSON object.") from error
+                raise _BadRequestError("Invalid customMetadata: expected a JSON object.") from error
             if not isinstance(loaded, dict):
-                raise _BadRequest("Invalid customMetadata: expected a JSON object.")
+                raise _BadRequestError("Invalid customMetadata: expected a JSON object.")
             metadata = loaded
         response_fields = _parse_list(form.get("responseFields"))
         unknown = sorted(set(response_fields) - _RESPONSE_FIELDS)
         if unknown:
-            raise _BadRequest(f"Invalid responseFields: {', '.join(unknown)}.")
+            raise _BadRequestError(f"Invalid responseFields: {', '.join(unknown)}.")
         folder = _normalize_folder(form.get("folder", "/"))
         name = _sanitize(raw_name)
         with self._lock:
@@ -1069,7 +1085,7 @@ class FakeImageKitServer:
                 while file_path in self._files:
                     file_path = folder + _unique_name(name)
             elif file_path in self._files and not overwrite:
-                raise _BadRequest(EXISTS_MESSAGE)
+                raise _BadRequestError(EXISTS_MESSAGE)
             stored = self._store(
                 file_path,
                 data,
@@ -1181,20 +1197,20 @@ class FakeImageKitServer:
         try:
             payload = json.loads(body or b"{}")
         except json.JSONDecodeError as error:
-            raise _BadRequest("The request body must be JSON: {\"fileIds\": [...]}.") from error
+            raise _BadRequestError('The request body must be JSON: {"fileIds": [...]}.') from error
         file_ids = payload.get("fileIds") if isinstance(payload, dict) else None
         if (
             not isinstance(file_ids, list)
             or not file_ids
             or not all(isinstance(item, str) for item in file_ids)
         ):
-            raise _BadRequest("fileIds must be a non-empty array of strings.")
+            raise _BadRequestError("fileIds must be a non-empty array of strings.")
         with self._lock:
             missing = [item for item in file_ids if item not in self._paths_by_id]
             if missing:
                 # Like ImageKit: all or nothing.
                 return _error(
-                    404, "The requested file(s) does not exist.", missingFileIds=missing
+                    404, "The requested file(s) does not exist.", extra={"missingFileIds": missing}
                 )
             for file_id in file_ids:
                 path = self._paths_by_id.pop(file_id, None)
@@ -1208,10 +1224,10 @@ class FakeImageKitServer:
         try:
             payload = json.loads(body or b"{}")
         except json.JSONDecodeError as error:
-            raise _BadRequest("The request body must be JSON: {\"url\": ...}.") from error
+            raise _BadRequestError('The request body must be JSON: {"url": ...}.') from error
         url = payload.get("url") if isinstance(payload, dict) else None
         if not isinstance(url, str) or not url:
-            raise _BadRequest("Missing url parameter for purge.")
+            raise _BadRequestError("Missing url parameter for purge.")
         with self._lock:
             self._purges.append(url)
         return _json(201, {"requestId": _new_id()})
@@ -1220,9 +1236,9 @@ class FakeImageKitServer:
         skip = _int_param(query, "skip", 0)
         limit = _int_param(query, "limit", MAX_LIMIT)
         if skip < 0:
-            raise _BadRequest(f"skip must be 0 or more, not {skip}.")
+            raise _BadRequestError(f"skip must be 0 or more, not {skip}.")
         if not 1 <= limit <= MAX_LIMIT:
-            raise _BadRequest(f"limit must be between 1 and {MAX_LIMIT}, not {limit}.")
+            raise _BadRequestError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}.")
         path = query.get("path", [""])[-1]
         folder = _plain_folder(path) if path else None
         search = query.get("searchQuery", [""])[-1]
@@ -1230,14 +1246,14 @@ class FakeImageKitServer:
         # As ImageKit documents: with searchQuery, the type parameter has no effect.
         kind = "all" if search.strip() else (query.get("type", ["all"])[-1] or "all")
         if kind not in {"file", "file-version", "folder", "all"}:
-            raise _BadRequest(f"type must be file, file-version, folder or all, not {kind!r}.")
+            raise _BadRequestError(f"type must be file, file-version, folder or all, not {kind!r}.")
         file_type = query.get("fileType", ["all"])[-1] or "all"
         if file_type not in {"all", "image", "non-image"}:
-            raise _BadRequest(f"fileType must be all, image or non-image, not {file_type!r}.")
+            raise _BadRequestError(f"fileType must be all, image or non-image, not {file_type!r}.")
         sort = query.get("sort", ["ASC_CREATED"])[-1] or "ASC_CREATED"
         direction, _, key = sort.partition("_")
         if direction not in {"ASC", "DESC"} or key not in _SORTS:
-            raise _BadRequest(f"Unsupported sort {sort!r} in the stand-in ImageKit server.")
+            raise _BadRequestError(f"Unsupported sort {sort!r} in the stand-in ImageKit server.")
         with self._lock:
             files = list(self._files.values())
             folders = list(self._folders.values())
@@ -1245,7 +1261,13 @@ class FakeImageKitServer:
         if kind in {"all", "folder"}:
             for entry in folders:
                 name = entry.path.rstrip("/").rpartition("/")[2]
-                value = name if key == "NAME" else entry.created_at if key in {"CREATED", "UPDATED"} else 0
+                value = (
+                    name
+                    if key == "NAME"
+                    else entry.created_at
+                    if key in {"CREATED", "UPDATED"}
+                    else 0
+                )
                 items.append(("folder", name, entry.path, value, self._folder_json(entry)))
         if kind in {"all", "file"}:
             for stored in files:
@@ -1268,9 +1290,7 @@ class FakeImageKitServer:
 
     # Delivery
 
-    def _deliver(
-        self, raw_path: str, raw_query: str, query: Mapping[str, list[str]]
-    ) -> _Response:
+    def _deliver(self, raw_path: str, raw_query: str, query: Mapping[str, list[str]]) -> _Response:
         # Transformations are ignored: "tr:..." path segments and the tr query parameter.
         segments = [part for part in raw_path.split("/") if not part.startswith("tr:")]
         file_path = "/" + unquote("/".join(segments))
@@ -1288,7 +1308,9 @@ class FakeImageKitServer:
             stored.data,
             content_type=stored.mime,
             headers={
-                "Cache-Control": "private, no-store" if stored.is_private else "public, max-age=31536000",
+                "Cache-Control": "private, no-store"
+                if stored.is_private
+                else "public, max-age=31536000",
                 "ETag": f'"{hashlib.md5(stored.data, usedforsecurity=False).hexdigest()}"',
                 "Last-Modified": stored.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
             },
@@ -1349,4 +1371,3 @@ def _default_message(status: int) -> str:
         503: "Service unavailable.",
         504: "Gateway timeout.",
     }.get(status, f"Injected error {status}.")
-
