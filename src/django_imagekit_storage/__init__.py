@@ -13,10 +13,12 @@ __version__ = "0.1.0.dev0"
 
 # Public name -> module that defines it.
 _EXPORTS = {
+    "FileInfo": "storage",
     "ImageKitAuthenticationError": "exceptions",
     "ImageKitConnectionError": "exceptions",
     "ImageKitFileExistsError": "exceptions",
     "ImageKitResponseError": "exceptions",
+    "ImageKitStorage": "storage",
     "ImageKitStorageError": "exceptions",
     "ImageKitTimeoutError": "exceptions",
     "InvalidImageError": "exceptions",
@@ -24,10 +26,12 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "FileInfo",
     "ImageKitAuthenticationError",
     "ImageKitConnectionError",
     "ImageKitFileExistsError",
     "ImageKitResponseError",
+    "ImageKitStorage",
     "ImageKitStorageError",
     "ImageKitTimeoutError",
     "InvalidImageError",
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
         InvalidImageError,
         MaxBytesError,
     )
+    from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 
 
 def __getattr__(name: str) -> Any:
