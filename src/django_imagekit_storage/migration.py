@@ -179,9 +179,31 @@ class _ExactSaver(Protocol):
     def save_exact(self, name: str, content: File[Any], *, overwrite: bool = False) -> object: ...
 
 
+def _unstorable(destination: Storage, name: str) -> str | None:
+    """Why ``destination`` cannot hold ``name`` exactly (so the row would break), if it can't."""
+    from django_imagekit_storage.storage import ImageKitStorage, imagekit_file_name
+
+    if not isinstance(destination, ImageKitStorage):
+        return None
+    parts = [part for part in name.split("/") if part not in {"", "."}]
+    stored = "/".join(imagekit_file_name(part) for part in parts)
+    if stored == name:
+        return None
+    return (
+        f"ImageKit would store this name as {stored!r} (it keeps only ASCII letters, digits, "
+        "'.', '_' and '-', and no empty folders), so the row would no longer find it; "
+        "rename the file and its rows first"
+    )
+
+
 def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrite: bool) -> None:
     if has_native_listing(destination):
-        cast("_ExactSaver", destination).save_exact(name, content, overwrite=overwrite)
+        info = cast("_ExactSaver", destination).save_exact(name, content, overwrite=overwrite)
+        stored = getattr(info, "name", name)
+        if stored != name:
+            raise MigrationError(
+                f"the destination stored {name!r} as {stored!r}; rows still say {name!r}"
+            )
         return
     # Any other Django storage: refuse to let it pick an alternative name.
     if destination.exists(name):
@@ -295,6 +317,9 @@ def migrate_files(
         there = present.get(name, _MISSING)
         if there == size:
             return FileResult(name, ref.label, Outcome.PRESENT, size)
+        problem = _unstorable(destination, name)
+        if problem is not None:
+            raise MigrationError(problem)
         if dry_run:
             if there is not _MISSING and not overwrite:
                 # What the real run would do: refuse to replace a different file.
