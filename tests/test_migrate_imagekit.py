@@ -300,3 +300,28 @@ def test_names_imagekit_cannot_keep_are_refused_before_uploading(ik: FakeImageKi
     assert error.returncode == 1
     assert "rename the file and its rows first" in out
     assert on_imagekit(ik) == expected(files)  # nothing uploaded under another name
+
+
+def test_upload_stored_but_answer_lost_is_not_copied_twice(ik: FakeImageKitServer) -> None:
+    # ImageKit kept the file, then the connection broke: this run counts it as failed,
+    # the next finds it there with the right size and skips it.
+    files = seed(1)
+    ik.drop("upload", times=1, after_processing=True)
+    error, _ = run_failing("imagekit_migrate", "--from", "old", "--workers", "1")
+    assert error.returncode == 1
+    assert len(ik.files) == 3
+    ik.clear_requests()
+    out = run("imagekit_migrate", "--from", "old")
+    assert "Copied: 0 file(s)" in out
+    assert ik.count("upload") == 0
+    assert on_imagekit(ik) == expected(files)
+
+
+def test_with_retries_a_lost_answer_still_succeeds_once(ik: FakeImageKitServer, settings) -> None:
+    settings.IMAGEKIT_MAX_RETRIES = 2
+    settings.STORAGES = {**settings.STORAGES}  # a fresh storage with the new setting
+    files = seed(1)
+    ik.drop("upload", times=1, after_processing=True)
+    out = run("imagekit_migrate", "--from", "old", "--workers", "1")
+    assert "Copied: 3 file(s)" in out
+    assert on_imagekit(ik) == expected(files)  # the retry found its own file: no suffix
