@@ -1,14 +1,15 @@
 """How fast imagekit_migrate copies, by worker count, against the stand-in ImageKit server.
 
-    python benchmarks/bench_migrate.py [--files 5000] [--size 2000] [--workers 1 4 8]
+    python benchmarks/bench_migrate.py [--files 5000] [--size 2000] [--workers 1 4 8] [--latency 20]
 
 Run from the repository root with the package installed (e.g. inside a tox env). Seeds an
 in-memory source with ``--files`` files spread over three columns of two models (sqlite in
 memory), then copies them to an ``ImageKitStorage`` on a local stand-in server once per worker
 count, starting from an empty server each time. Prints files/s and the speed-up over the
 first worker count, measured in the same run (absolute numbers depend on the machine; the
-ratios are what to compare). A real ImageKit adds network latency per upload, which makes
-more workers matter more than here.
+ratios are what to compare). ``--latency`` makes the server wait that many milliseconds
+before answering each upload, as the network and ImageKit would (0 measures our own overhead,
+with client and server competing for the same CPU).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--size", type=int, default=2000, help="bytes per file")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--latency", type=float, default=20.0, help="ms per upload answer")
     args = parser.parse_args()
 
     with FakeImageKitServer() as server:
@@ -42,7 +44,7 @@ def main() -> None:
 
         call_command("migrate", run_syncdb=True, verbosity=0)
         source = storages["old"]
-        per_row = max(1, args.files // 3)
+        per_row = max(1, -(-args.files // 3))  # rounded up: at least --files files
         photos, documents = [], []
         for n in range(per_row):
             names = (f"photos/p{n}.jpg", f"thumbs/t{n}.png", f"docs/{n // 500}/d{n}.pdf")
@@ -55,10 +57,15 @@ def main() -> None:
         fields, _ = discover_fields("default")
         total = per_row * 3
 
-        print(f"{total} files of {args.size} bytes, stand-in server at {server.base_url}")
+        print(
+            f"{total} files of {args.size} bytes, {args.latency:g} ms per upload answer, "
+            f"stand-in server at {server.base_url}"
+        )
         baseline: float | None = None
         for workers in args.workers:
             server.reset()
+            if args.latency > 0:
+                server.stall("upload", args.latency / 1000, times=total, after_processing=True)
             destination = storages["default"]
             started = time.perf_counter()
             report = migrate_files(
