@@ -403,3 +403,10 @@ def test_formatting_helpers() -> None:
 def test_field_ref_label() -> None:
     assert FieldRef(Photo, "image").label == "mediaapp.Photo.image"
     assert Outcome.COPIED.value == "copied"
+
+
+def test_destination_folder_not_created_yet(media: Path, settings, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "not-yet")
+    files = seed_rows(1)
+    run("--from", "old")
+    assert all((tmp_path / "not-yet" / name).read_bytes() == data for name, data in files.items())

@@ -251,7 +251,12 @@ def list_stored(storage: Storage, *, with_times: bool = False) -> Iterator[Store
     pending = [""]
     while pending:
         folder = pending.pop()
-        dirs, files = storage.listdir(folder)
+        try:
+            dirs, files = storage.listdir(folder)
+        except FileNotFoundError:
+            if folder:
+                raise
+            return  # a folder storage whose root was never created holds nothing
         prefix = f"{folder}/" if folder else ""
         pending.extend(f"{prefix}{name}" for name in sorted(dirs, reverse=True))
         for filename in sorted(files):

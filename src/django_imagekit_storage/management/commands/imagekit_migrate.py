@@ -212,7 +212,8 @@ class Command(BaseCommand):
             ) from None
         finally:
             if in_main_thread:
-                signal.signal(signal.SIGINT, previous)
+                # None: the previous handler was not installed from Python.
+                signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
         if verbosity >= 1:
             progress.finish()
         self._summarise(report, verbosity)
