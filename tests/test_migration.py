@@ -410,3 +410,18 @@ def test_destination_folder_not_created_yet(media: Path, settings, tmp_path: Pat
     files = seed_rows(1)
     run("--from", "old")
     assert all((tmp_path / "not-yet" / name).read_bytes() == data for name, data in files.items())
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_drawn_on_a_terminal(media: Path) -> None:
+    seed_rows(2)
+    err = Terminal()
+    call_command("imagekit_migrate", "--from", "old", stdout=StringIO(), stderr=err)
+    last = err.getvalue().split("\r")[-1]
+    assert last.startswith("[########################] 100% 6/6 files")
+    assert "ETA 0:00:00" in last
+    assert last.endswith("\x1b[K\n")
