@@ -105,6 +105,7 @@ def wait_for_abandoned_threads() -> None:
     for thread in threading.enumerate():
         if thread.name.startswith("imagekit-migrate-"):
             thread.join(timeout=10)
+            assert not thread.is_alive(), thread.name
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -425,3 +426,37 @@ def test_progress_bar_is_drawn_on_a_terminal(media: Path) -> None:
     assert last.startswith("[########################] 100% 6/6 files")
     assert "ETA 0:00:00" in last
     assert last.endswith("\x1b[K\n")
+
+
+def test_stop_after_everything_was_scheduled_is_not_an_interruption(media: Path) -> None:
+    seed_rows(1)
+    fields, _ = discover_fields("default")
+    stop = threading.Event()
+    done: list[FileResult] = []
+
+    def on_result(result: FileResult) -> None:
+        done.append(result)
+        if len(done) == 3:  # the last file
+            stop.set()
+
+    report = migrate_files(
+        source=storages["old"], destination=storages["default"], fields=fields,
+        source_alias="old", destination_alias="default", stop=stop, on_result=on_result,
+    )  # fmt: skip
+    assert len(report.copied) == 3
+    assert not report.interrupted
+
+
+def test_an_error_outside_the_workers_propagates_and_stops_them(media: Path) -> None:
+    seed_rows(3)
+    fields, _ = discover_fields("default")
+
+    def on_result(result: FileResult) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        migrate_files(
+            source=storages["old"], destination=storages["default"], fields=fields,
+            source_alias="old", destination_alias="default", on_result=on_result,
+        )  # fmt: skip
+    wait_for_abandoned_threads()  # they end: nothing more is queued for them

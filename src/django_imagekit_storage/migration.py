@@ -357,9 +357,11 @@ def migrate_files(
                 in_flight[task[0]] = task[1]
                 pool.tasks.put(task)
             if stop.is_set():
-                report.interrupted = True
-                for name, _ in pool.drain_unstarted():
+                unstarted = pool.drain_unstarted()
+                for name, _ in unstarted:
                     del in_flight[name]  # never started: the next run does them
+                # A stop after the last name was scheduled interrupts nothing.
+                report.interrupted = report.interrupted or not exhausted or bool(unstarted)
             if not in_flight:
                 break
             try:
@@ -383,6 +385,11 @@ def migrate_files(
         for name, ref in in_flight.items():
             finished(FileResult(name, ref.label, Outcome.ABANDONED))
         pool.close(wait=False)
+    except BaseException:
+        # A database error reading names, a broken stdout in on_result: stop the workers.
+        pool.drain_unstarted()
+        pool.close(wait=False)
+        raise
     if verify and not dry_run and not report.interrupted:
         _verify(destination, to_verify, report)
     report.finished_at = datetime.now(timezone.utc)
