@@ -539,10 +539,12 @@ def test_content_kinds(
 ) -> None:
     path = tmp_path / "on-disk.bin"
     path.write_bytes(b"from disk")
+    text_path = tmp_path / "text.txt"
+    text_path.write_text("text file ✓", encoding="utf-8")
     upload = TemporaryUploadedFile("temp.bin", "application/octet-stream", 9, None)
     upload.write(b"temporary")
     upload.flush()
-    with path.open("rb") as on_disk:
+    with path.open("rb") as on_disk, text_path.open(encoding="utf-8") as text_file:
         cases: list[tuple[str, Any, bytes]] = [
             ("bytes.bin", ContentFile(b"bytes"), b"bytes"),
             ("text.txt", ContentFile("tëxt"), "tëxt".encode()),
@@ -551,6 +553,7 @@ def test_content_kinds(
             ("simple.bin", SimpleUploadedFile("simple.bin", b"simple"), b"simple"),
             ("temp.bin", upload, b"temporary"),
             ("disk.bin", File(on_disk), b"from disk"),
+            ("textfile.txt", File(text_file), "text file ✓".encode()),
         ]
         for name, content, data in cases:
             saved = storage.save(name, content)
@@ -890,3 +893,150 @@ def test_non_seekable_content(storage: ImageKitStorage, server: FakeImageKitServ
     name = storage.save("piped.bin", File(_Pipe(b"piped bytes" * 1000), name="piped.bin"))
     assert server.files[f"/media/{name}"].data == b"piped bytes" * 1000
     assert storage.size(name) == 11000
+
+
+def test_an_unclosed_file_in_memory_does_not_warn(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    import gc
+
+    name = storage.save("unclosed.txt", ContentFile(b"abc"))
+    # filterwarnings = error: a ResourceWarning at collection would fail the test.
+    assert storage.open(name).read() == b"abc"
+    gc.collect()
+
+
+@pytest.mark.parametrize("content", ["text", b"bytes"])
+def test_raw_data_is_refused_with_advice(
+    exact_storage: ImageKitStorage, server: FakeImageKitServer, content: Any
+) -> None:
+    server.clear_requests()
+    with pytest.raises(TypeError, match="ContentFile"):
+        exact_storage.save("raw.txt", content)
+    assert server.count() == 0
+
+
+def test_too_long_for_max_length_uploads_nothing(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    with pytest.raises(SuspiciousFileOperation):
+        storage.save("folder/name.txt", ContentFile(b"x"), max_length=16)
+    assert server.count() == 0
+
+
+def test_request_counts_for_names_not_cached(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.add_file("/media/d/theirs.txt", b"12345")
+    server.add_file("/media/d/sub/x.txt", b"1")
+    counts = {}
+    for label, operation in [
+        ("size", lambda: storage.size("d/theirs.txt")),
+        ("created", lambda: storage.get_created_time("d/theirs.txt")),
+        ("modified", lambda: storage.get_modified_time("d/theirs.txt")),
+        ("open", lambda: storage.open("d/theirs.txt").close()),
+        ("listdir", lambda: storage.listdir("d")),
+        ("stat", lambda: storage.stat("d/theirs.txt")),
+        ("delete", lambda: storage.delete("d/theirs.txt")),
+    ]:
+        server.clear_requests()
+        operation()
+        counts[label] = routes(server)
+    assert counts == {
+        "size": ["list"],
+        "created": ["list"],
+        "modified": ["list"],
+        "open": ["list"],
+        "listdir": ["list", "list"],
+        "stat": ["list"],
+        "delete": ["list", "delete"],
+    }
+
+
+@pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
+def test_threads_saving_one_name(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    options = {
+        "default": {},
+        "overwrite": {"file_overwrite": True},
+        "exact": {"use_unique_file_name": False},
+    }[mode]
+    storage = make_storage(location="media", **options)
+    saved: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(thread: int) -> None:
+        try:
+            for index in range(4):
+                data = f"{thread}-{index}".encode()
+                name = storage.save("same.txt", ContentFile(data))
+                with lock:
+                    saved.setdefault(name, data)
+                    if mode == "overwrite":
+                        saved[name] = data
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    if mode == "overwrite":
+        assert list(saved) == ["same.txt"]
+        assert stored_paths(server) == ["/media/same.txt"]
+    else:
+        # Every save got its own name and its own bytes: nothing lost or replaced.
+        assert len(saved) == 16
+        assert {f"/media/{name}": data for name, data in saved.items()} == {
+            path: stored.data for path, stored in server.files.items()
+        }
+
+
+class WrongTagsStorage(ImageKitStorage):
+    def get_upload_options(self, name: str, content: File[Any]) -> dict[str, Any]:
+        return {"tags": "one,two"}
+
+
+def test_hook_values_are_validated(server: FakeImageKitServer) -> None:
+    storage = WrongTagsStorage(
+        private_key=server.private_key, url_endpoint=server.url_endpoint, base_url=server.base_url
+    )
+    with pytest.raises(ValueError, match=r"get_upload_options\(\)\['tags'\]"):
+        storage.save("a.txt", ContentFile(b"x"))
+    assert server.count() == 0
+
+
+def test_empty_content_in_exact_mode_makes_no_search(
+    exact_storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.clear_requests()
+    with pytest.raises(ValueError, match="empty"):
+        exact_storage.save("empty.txt", ContentFile(b""))
+    assert server.count() == 0
+
+
+def test_binary_file_with_mode_r(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    # Binary streams may say mode "r": ZipExtFile did before Python 3.13.
+    class ModeR(io.BytesIO):
+        mode = "r"
+
+    name = storage.save("inner.bin", File(ModeR(b"\x00binary\xff"), name="inner.bin"))
+    assert server.files[f"/media/{name}"].data == b"\x00binary\xff"
+
+
+def test_what_imagekit_cannot_do(offline: ImageKitStorage) -> None:
+    # No local path and no access time, as Django's contract allows.
+    with pytest.raises(NotImplementedError):
+        offline.path("a.txt")
+    with pytest.raises(NotImplementedError):
+        offline.get_accessed_time("a.txt")
+
+
+def test_generate_filename(offline: ImageKitStorage) -> None:
+    assert offline.generate_filename("docs/my file (1).pdf") == "docs/my_file_1.pdf"
+    with pytest.raises(SuspiciousFileOperation):
+        offline.generate_filename("../docs/a.pdf")

@@ -82,3 +82,21 @@ def test_image_field_round_trip(imagekit_settings: FakeImageKitServer) -> None:
     server.clear_requests()
     assert (loaded.image.width, loaded.image.height) == (7, 5)
     assert sorted(request.route for request in server.requests) == ["delivery", "list"]
+
+
+def test_a_migration_never_contains_the_keys() -> None:
+    from django.db import models
+    from django.db.migrations.writer import MigrationWriter
+
+    storage = ImageKitStorage(
+        private_key="private_SENTINEL",
+        public_key="public_SENTINEL",
+        url_endpoint="https://ik.imagekit.io/demo",
+        location="media",
+    )
+    field = models.FileField(upload_to="docs", storage=storage)
+    text, imports = MigrationWriter.serialize(field)
+    assert "SENTINEL" not in text
+    assert "django_imagekit_storage.storage.ImageKitStorage(" in text
+    assert "location='media'" in text
+    assert "import django_imagekit_storage.storage" in imports

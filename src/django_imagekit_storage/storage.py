@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, AnyStr, Final, TypeVar
 
 from django.conf import settings as django_settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
 from django.core.files.storage import Storage
 from django.utils import timezone
@@ -240,6 +240,15 @@ class _Spool(tempfile.SpooledTemporaryFile[bytes]):
     def seekable(self) -> bool:
         return True
 
+    def __del__(self) -> None:
+        # `storage.open(name).read()` without a close is common Django code: while the
+        # bytes are in memory nothing leaks, so no ResourceWarning (3.11+ would warn).
+        if not getattr(self, "_rolled", True):
+            self.close()
+        parent = getattr(super(), "__del__", None)
+        if parent is not None:
+            parent()
+
 
 def _check_mode(mode: str) -> None:
     if set(mode) - {"r", "b"} or "r" not in mode or "b" not in mode:
@@ -252,20 +261,20 @@ def _check_mode(mode: str) -> None:
 # --- content -------------------------------------------------------------------------
 
 
-def _is_text(fileobj: object) -> bool:
-    if isinstance(fileobj, io.TextIOBase):
-        return True
-    mode = getattr(fileobj, "mode", None)
-    return isinstance(mode, str) and "b" not in mode and "r" in mode
+def _check_content(content: File[Any], name: str | None) -> None:
+    """Refuse, before any request, content that cannot be uploaded."""
+    fileobj = getattr(content, "file", content)
+    if getattr(fileobj, "closed", False) is True or getattr(content, "closed", False) is True:
+        raise ValueError(f"Cannot save {name!r}: the file is closed. Open it first.")
+    if _known_size(content) == 0:
+        raise ValueError(f"Cannot save {name!r}: the content is empty.")
 
 
 def _upload_content(content: File[AnyStr]) -> File[bytes]:
     """The content as a binary Django ``File`` rewound to its start. Text is encoded as
     UTF-8; binary content is passed through and streamed by the client."""
     fileobj = getattr(content, "file", content)
-    if getattr(fileobj, "closed", False) or getattr(content, "closed", False) is True:
-        raise ValueError(f"Cannot save {content.name!r}: the file is closed.")
-    if _is_text(fileobj):
+    if isinstance(fileobj, io.TextIOBase):
         if hasattr(fileobj, "seek") and _seekable(fileobj):
             fileobj.seek(0)
         # Text has to be encoded somewhere; it is rarely large.
@@ -498,6 +507,15 @@ class ImageKitStorage(Storage):
         return name
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        if isinstance(content, str | bytes | bytearray | memoryview):
+            # Django would wrap it in a File that cannot be read; say what to do instead.
+            raise TypeError(
+                f"save() needs a File or a file object, not {type(content).__name__}: wrap "
+                "the data in django.core.files.base.ContentFile(data, name=...)."
+            )
+        if hasattr(content, "chunks"):
+            # Before Django's save() picks a name (a search, in the exact mode).
+            _check_content(content, name)
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
@@ -517,9 +535,8 @@ class ImageKitStorage(Storage):
 
     def _save(self, name: str, content: File[Any]) -> str:
         name = _clean_file_name(name)
+        _check_content(content, name)
         upload = _upload_content(content)
-        if _known_size(upload) == 0:
-            raise ValueError(f"Cannot save {name!r}: the content is empty.")
         max_length = _max_length.get()
         options = self._checked_upload_options(name, content)
         overwrite = self.settings.file_overwrite
@@ -531,10 +548,10 @@ class ImageKitStorage(Storage):
             if self.settings.use_unique_file_name:
                 name = _unique_name(_strip_suffix(name), max_length)
             else:
-                self._cache.pop(self._full_path(name))
-                name = _clean_file_name(self.get_available_name(name, max_length))
+                # exists() now sees the file that took the name.
+                name = self.get_available_name(name, max_length)
             logger.debug("%r was taken meanwhile; trying %r", previous, name)
-        return self._upload(name, upload, overwrite=overwrite, **options)
+        return self._upload(name, upload, overwrite=overwrite, **options)[0]
 
     def _upload_unless_taken(
         self, name: str, content: File[bytes], *, overwrite: bool, **options: Any
@@ -542,7 +559,7 @@ class ImageKitStorage(Storage):
         """The stored name, or None when ImageKit says the name is taken (never with
         ``overwrite``: that error is raised)."""
         try:
-            return self._upload(name, content, overwrite=overwrite, **options)
+            return self._upload(name, content, overwrite=overwrite, **options)[0]
         except ImageKitFileExistsError:
             if overwrite:
                 raise
@@ -554,16 +571,16 @@ class ImageKitStorage(Storage):
         Raises ``ImageKitFileExistsError`` if the name is taken and ``overwrite`` is
         false. The name is checked like every other, and sanitised as ImageKit would."""
         name = _clean_file_name(name)
+        _check_content(content, name)
         upload = _upload_content(content)
-        if _known_size(upload) == 0:
-            raise ValueError(f"Cannot save {name!r}: the content is empty.")
         options = self._checked_upload_options(name, content)
-        stored = self._upload(name, upload, overwrite=overwrite, **options)
-        remote = self._cache.get(self._full_path(stored))
-        assert remote is not None  # put there by _upload
+        stored, remote = self._upload(name, upload, overwrite=overwrite, **options)
         return self._info(remote, stored)
 
-    def _upload(self, name: str, content: File[bytes], *, overwrite: bool, **options: Any) -> str:
+    def _upload(
+        self, name: str, content: File[bytes], *, overwrite: bool, **options: Any
+    ) -> tuple[str, RemoteFile]:
+        """Upload to exactly ``name``; the name stored (relative) and what ImageKit said."""
         path = self._full_path(name)
         tags = options.pop("tags", self.settings.tags)
         custom_metadata = options.pop("custom_metadata", self.settings.custom_metadata)
@@ -588,7 +605,7 @@ class ImageKitStorage(Storage):
         self._cache.put(stored_path, remote)
         size = remote.size if remote.size is not None else _known_size(content)
         logger.info("uploaded %s (%s bytes) in %.0f ms", stored_path, size, elapsed)
-        return stored
+        return stored, remote
 
     def get_upload_options(self, name: str, content: File[Any]) -> dict[str, Any]:
         """Per-file keyword arguments for the SDK's ``files.upload`` (a subclass hook).
@@ -611,7 +628,21 @@ class ImageKitStorage(Storage):
                 f"get_upload_options() returned {', '.join(reserved)}, which ImageKitStorage "
                 "sets itself (use the file_overwrite and use_unique_file_name options)."
             )
-        return dict(options)
+        checked = dict(options)
+        # Validated like the storage options of the same meaning.
+        for key, option in (
+            ("tags", "tags"),
+            ("custom_metadata", "custom_metadata"),
+            ("is_private_file", "private_files"),
+        ):
+            if key in checked:
+                try:
+                    checked[key] = OPTIONS[option].parse(
+                        checked[key], f"get_upload_options()[{key!r}]"
+                    )
+                except ImproperlyConfigured as error:
+                    raise ValueError(str(error)) from None
+        return checked
 
     def delete(self, name: str | None) -> None:
         if not name:
