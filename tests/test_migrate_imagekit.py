@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 
 from django_imagekit_storage.inventory import discover_fields
 from django_imagekit_storage.migration import FileResult, migrate_files
+from django_imagekit_storage.orphans import delete_orphans, find_orphans
 from django_imagekit_storage.testing.server import FakeImageKitServer
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -325,3 +326,35 @@ def test_with_retries_a_lost_answer_still_succeeds_once(ik: FakeImageKitServer, 
     out = run("imagekit_migrate", "--from", "old", "--workers", "1")
     assert "Copied: 3 file(s)" in out
     assert on_imagekit(ik) == expected(files)  # the retry found its own file: no suffix
+
+
+def test_orphans_counts_a_nested_location_of_another_alias(
+    ik: FakeImageKitServer, settings
+) -> None:
+    # 'archive' is ImageKit too, in a folder inside 'default''s location: its rows name files
+    # relative to media/private, which 'default' lists as private/...
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {
+            "BACKEND": "django_imagekit_storage.storage.ImageKitStorage",
+            "OPTIONS": {"location": "media/private"},
+        },
+    }
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/media/private/contract.pdf", b"signed", created_at=long_ago)
+    ik.add_file("/media/private/draft.pdf", b"unreferenced", created_at=long_ago)
+    ik.add_file("/media/contract.pdf", b"same name, other folder", created_at=long_ago)
+    Attachment.objects.create(file="contract.pdf")
+    out = run("imagekit_orphans")
+    assert "private/contract.pdf" not in out
+    assert "private/draft.pdf  [delete]" in out
+    assert " contract.pdf  [delete]" in out  # /media/contract.pdf: no row names it
+
+    # A row saved after the listing is looked up under the column's own name, draft.pdf.
+    fields, skipped = discover_fields("default")
+    storage = storages["default"]
+    report = find_orphans(storage, alias="default", fields=fields, skipped_fields=skipped)
+    Attachment.objects.create(file="draft.pdf")
+    delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
+    assert report.now_referenced == ["private/draft.pdf"]
+    assert set(ik.files) == {"/media/private/contract.pdf", "/media/private/draft.pdf"}

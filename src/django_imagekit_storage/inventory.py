@@ -60,6 +60,11 @@ class FieldRef:
     def label(self) -> str:
         return f"{self.model._meta.label}.{self.field_name}"
 
+    @property
+    def storage(self) -> object:
+        """The storage instance this column uses right now."""
+        return field_storage(cast("models.FileField", self.model._meta.get_field(self.field_name)))
+
     def names_queryset(self) -> models.QuerySet[models.Model, str]:
         """The distinct non-empty names in this column, unordered."""
         manager = self.model._base_manager
