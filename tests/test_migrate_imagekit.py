@@ -358,3 +358,27 @@ def test_orphans_counts_a_nested_location_of_another_alias(
     delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
     assert report.now_referenced == ["private/draft.pdf"]
     assert set(ik.files) == {"/media/private/contract.pdf", "/media/private/draft.pdf"}
+
+
+def test_orphan_deletion_rechecks_each_file_right_before_deleting_it(
+    ik: FakeImageKitServer,
+) -> None:
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    for n in range(3):
+        ik.add_file(f"/media/stray/s{n}.jpg", b"x" * 10, created_at=long_ago)
+    fields, skipped = discover_fields("default")
+    storage = storages["default"]
+    report = find_orphans(storage, alias="default", fields=fields, skipped_fields=skipped)
+    assert len(report.deletable) == 3
+    last = report.deletable[-1].name
+
+    def row_saved_meanwhile(deleted: str) -> None:
+        # While the first deletions run, a row starts to reference the last candidate.
+        if not Document.objects.filter(file=last).exists():
+            Document.objects.create(file=last)
+
+    delete_orphans(
+        storage, report, fields=fields, skipped_fields=skipped, on_deleted=row_saved_meanwhile
+    )
+    assert report.now_referenced == [last]
+    assert set(ik.files) == {f"/media/{last}"}

@@ -3,8 +3,8 @@
 ``find_orphans`` reads every referenced name (all ``FileField``/``ImageField`` columns on the
 alias, plus, conservatively, those on other storages of the same class, which may share the
 same files: their names are placed relative to the scanned storage's location) and streams the storage's listing against it. ``delete_orphans`` removes only
-files older than the cut-off, re-checking the database for each batch right before deleting,
-so a row saved meanwhile keeps its file.
+files older than the cut-off, re-checking the database for each file right before deleting
+it, so a row saved meanwhile keeps its file.
 """
 
 from __future__ import annotations
@@ -266,25 +266,22 @@ def delete_orphans(
 ) -> None:
     """Delete ``report``'s deletable orphans, recording the outcome in ``report``.
 
-    Each batch is checked against the database again first; one failed delete does not stop
-    the others.
+    Each file is checked against the database again right before its delete, so a row saved
+    at any point of the run keeps its file (one query per column and file: cheap next to the
+    delete's own requests). One failed delete does not stop the others.
     """
     columns = _reference_columns(storage, fields, skipped_fields)
-    candidates = [orphan.name for orphan in report.deletable]
-    batch_size = 200
-    for start in range(0, len(candidates), batch_size):
-        batch = candidates[start : start + batch_size]
-        now_referenced = _referenced_now(columns, batch)
-        for name in batch:
-            if name in now_referenced:
-                report.now_referenced.append(name)
-                continue
-            try:
-                storage.delete(name)
-            except (ImageKitStorageError, OSError) as error:
-                logger.info("Deleting orphan %r failed: %s", name, error)
-                report.delete_failed.append((name, f"{type(error).__name__}: {error}"))
-                continue
-            report.deleted.append(name)
-            if on_deleted is not None:
-                on_deleted(name)
+    for orphan in report.deletable:
+        name = orphan.name
+        if _referenced_now(columns, [name]):
+            report.now_referenced.append(name)
+            continue
+        try:
+            storage.delete(name)
+        except (ImageKitStorageError, OSError) as error:
+            logger.info("Deleting orphan %r failed: %s", name, error)
+            report.delete_failed.append((name, f"{type(error).__name__}: {error}"))
+            continue
+        report.deleted.append(name)
+        if on_deleted is not None:
+            on_deleted(name)
