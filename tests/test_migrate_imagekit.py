@@ -69,6 +69,22 @@ class LyingSource(InMemoryStorage):
         return super().size(name) - 1
 
 
+class RacingSource(InMemoryStorage):
+    """Another run of the command (or a deploy hook) uploads each file just before this one."""
+
+    server: FakeImageKitServer | None = None
+    content: bytes | None = None  # what the other run uploads; None: the same bytes
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        opened = super()._open(name, mode)
+        server, path = type(self).server, f"/media/{name}"
+        if server is not None and path not in server.files:
+            data = opened.read()
+            opened.seek(0)
+            server.add_file(path, data if self.content is None else self.content)
+        return opened
+
+
 @pytest.fixture
 def ik(imagekit_settings: FakeImageKitServer, settings) -> FakeImageKitServer:
     """'default' is ImageKit (location 'media') on the stand-in server; 'old' holds the files."""
@@ -382,3 +398,23 @@ def test_orphan_deletion_rechecks_each_file_right_before_deleting_it(
     )
     assert report.now_referenced == [last]
     assert set(ik.files) == {f"/media/{last}"}
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_file_arriving_after_the_listing(ik: FakeImageKitServer, settings, same: bool) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.RacingSource"}}
+    files = seed(1)
+    RacingSource.server, RacingSource.content = ik, None if same else b"other"
+    try:
+        if same:
+            # Already there with the same size: skipped, as if the listing had seen it.
+            out = run("imagekit_migrate", "--from", "old")
+            assert "with the same size: 3 file(s)" in out
+            assert on_imagekit(ik) == expected(files)
+        else:
+            error, out = run_failing("imagekit_migrate", "--from", "old", "--workers", "1")
+            assert error.returncode == 1
+            assert "the destination holds a different file of 5 bytes; the source has 34" in out
+    finally:
+        RacingSource.server = None
+    assert ik.count("upload") == 3  # each refused: nothing stored twice

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from django.core.files import File
 
-from django_imagekit_storage.exceptions import ImageKitFileExistsError
+from django_imagekit_storage.exceptions import ImageKitFileExistsError, ImageKitStorageError
 from django_imagekit_storage.inventory import (
     FieldRef,
     SkippedField,
@@ -330,9 +330,11 @@ def migrate_files(
             with source.open(name, "rb") as handle:
                 _save_exact(destination, name, File(handle, name=name), overwrite=overwrite)
         except (ImageKitFileExistsError, FileExistsError) as error:
-            raise MigrationError(
-                _describe(error, name, size, None if there is _MISSING else there)
-            ) from error
+            # The name was taken after the listing (another run, a lost answer): look again.
+            now = _destination_size(destination, name)
+            if now == size:
+                return FileResult(name, ref.label, Outcome.PRESENT, size)
+            raise MigrationError(_describe(error, name, size, now)) from error
         return FileResult(name, ref.label, Outcome.COPIED, size)
 
     def finished(result: FileResult) -> None:
@@ -407,6 +409,15 @@ def _source_size(source: Storage, name: str) -> int | None:
         if not source.exists(name):
             return None
         raise
+
+
+def _destination_size(destination: Storage, name: str) -> int | None:
+    """The size of the file ``destination`` holds under ``name`` now, if it can tell."""
+    try:
+        return destination.size(name)
+    except (FileNotFoundError, ImageKitStorageError) as error:
+        logger.debug("Size of %r at the destination unknown: %s", name, error)
+        return None
 
 
 def _verify(
