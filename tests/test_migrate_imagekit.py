@@ -62,11 +62,15 @@ class RecordingSource(InMemoryStorage):
         return len(super()._open(name, "rb").file.getvalue())
 
 
-class LyingSource(InMemoryStorage):
-    """Reports every size one byte short: what --verify exists to catch."""
+class TruncatingSource(InMemoryStorage):
+    """Its streams end halfway without an error, as a file cut while it is read would."""
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        data = super()._open(name, mode).read()
+        return ContentFile(data[: len(data) // 2], name=name)
 
     def size(self, name: str) -> int:
-        return super().size(name) - 1
+        return len(super()._open(name, "rb").read())
 
 
 class RacingSource(InMemoryStorage):
@@ -242,12 +246,25 @@ def test_different_file_on_imagekit_needs_overwrite(ik: FakeImageKitServer) -> N
     assert on_imagekit(ik) == expected(files)
 
 
-def test_verify_catches_a_size_mismatch(ik: FakeImageKitServer, settings) -> None:
-    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.LyingSource"}}
+def test_verify_catches_a_size_mismatch(ik: FakeImageKitServer) -> None:
     seed(1)
-    error, out = run_failing("imagekit_migrate", "--from", "old", "--verify")
-    assert error.returncode == 1
-    assert "verify: the destination holds" in out
+    fields, _ = discover_fields("default")
+
+    def changed_on_imagekit(result: FileResult) -> None:
+        # Something replaces the copy after it was made (and checked against the upload's answer).
+        if result.name == "docs/0/d0.pdf":
+            ik.add_file("/media/docs/0/d0.pdf", b"changed")
+
+    report = migrate_files(
+        source=storages["old"], destination=storages["default"], fields=fields,
+        source_alias="old", destination_alias="default", verify=True,
+        on_result=changed_on_imagekit,
+    )  # fmt: skip
+    assert report.verified == 2
+    assert [(f.name, f.error) for f in report.failed] == [
+        ("docs/0/d0.pdf", "verify: the destination holds 7 bytes, the source 34")
+    ]
+    assert not report.ok
 
 
 def test_files_are_streamed_not_read_whole(ik: FakeImageKitServer, settings) -> None:
@@ -418,3 +435,18 @@ def test_a_file_arriving_after_the_listing(ik: FakeImageKitServer, settings, sam
     finally:
         RacingSource.server = None
     assert ik.count("upload") == 3  # each refused: nothing stored twice
+
+
+def test_a_short_upload_is_a_failure_not_a_copy(ik: FakeImageKitServer, settings) -> None:
+    # ImageKit's answer says how many bytes it kept: fewer than the source's size is not done,
+    # with or without --verify.
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.TruncatingSource"}}
+    seed(1)
+    error, out = run_failing("imagekit_migrate", "--from", "old")
+    assert error.returncode == 1
+    assert "Copied: 0 file(s)" in out
+    assert (
+        "Failed: photos/p0.jpg (in mediaapp.Photo.image): MigrationError: ImageKit stored 17 "
+        "bytes, the source has 34" in out
+    )
+    assert "--overwrite" in out

@@ -196,7 +196,10 @@ def _unstorable(destination: Storage, name: str) -> str | None:
     )
 
 
-def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrite: bool) -> None:
+def _save_exact(
+    destination: Storage, name: str, content: File[Any], *, overwrite: bool
+) -> int | None:
+    """Store ``content`` under exactly ``name``; the size the destination reports, if it does."""
     if has_native_listing(destination):
         info = cast("_ExactSaver", destination).save_exact(name, content, overwrite=overwrite)
         stored = getattr(info, "name", name)
@@ -204,7 +207,8 @@ def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrit
             raise MigrationError(
                 f"the destination stored {name!r} as {stored!r}; rows still say {name!r}"
             )
-        return
+        stored_size = getattr(info, "size", None)
+        return stored_size if isinstance(stored_size, int) else None
     # Any other Django storage: refuse to let it pick an alternative name.
     if destination.exists(name):
         if not overwrite:
@@ -216,6 +220,7 @@ def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrit
             f"the destination stored {name!r} as {stored!r} (another file took the name "
             f"meanwhile?); {stored!r} is a stray copy you may delete"
         )
+    return None  # Storage.save() does not say; --verify compares sizes
 
 
 def _describe(error: Exception, name: str, source_size: int, dest_size: object) -> str:
@@ -328,13 +333,21 @@ def migrate_files(
             return FileResult(name, ref.label, Outcome.WOULD_COPY, size)
         try:
             with source.open(name, "rb") as handle:
-                _save_exact(destination, name, File(handle, name=name), overwrite=overwrite)
+                stored = _save_exact(
+                    destination, name, File(handle, name=name), overwrite=overwrite
+                )
         except (ImageKitFileExistsError, FileExistsError) as error:
             # The name was taken after the listing (another run, a lost answer): look again.
             now = _destination_size(destination, name)
             if now == size:
                 return FileResult(name, ref.label, Outcome.PRESENT, size)
             raise MigrationError(_describe(error, name, size, now)) from error
+        if stored is not None and stored != size:
+            # The stream ended early or the source changed while it was read.
+            raise MigrationError(
+                f"ImageKit stored {stored} bytes, the source has {size}: the file changed or "
+                "its read was cut short; run the command again with --overwrite to replace it"
+            )
         return FileResult(name, ref.label, Outcome.COPIED, size)
 
     def finished(result: FileResult) -> None:
