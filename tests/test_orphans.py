@@ -113,7 +113,9 @@ def test_delete_with_noinput_removes_only_old_orphans(media: None, tmp_path: Pat
     assert "Nothing to delete." in out
     assert len(remaining()) == 7
     out = run("--delete", "--noinput", "--older-than", "0", "--report", str(tmp_path / "r.json"))
-    assert "Deleted 3 file(s) from 'default'." in out
+    # Each deletion is written as it happens: a trail even if the run is cut short.
+    assert "Deleted stray/deep/two.jpg\n" in out
+    assert out.index("Deleted stray/one.jpg\n") < out.index("Deleted 3 file(s) from 'default'.")
     assert remaining() == {"photos/a.jpg", "thumbs/a.jpg", "docs/a.pdf", "archived.bin"}
     report = json.loads((tmp_path / "r.json").read_text())
     assert sorted(report["deleted"]) == ["stray/deep/two.jpg", "stray/one.jpg", "tmp/upload.part"]

@@ -174,7 +174,14 @@ class Command(BaseCommand):
             if answer.strip().lower() != "yes":
                 self.stdout.write("Deletion cancelled: nothing deleted.")
                 return
-        delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
+        delete_orphans(
+            storage,
+            report,
+            fields=fields,
+            skipped_fields=skipped,
+            # As it happens: a trail of what is gone even if the run is cut short.
+            on_deleted=lambda name: self.stdout.write(f"Deleted {name}"),
+        )
         for name in report.now_referenced:
             self.stdout.write(f"Kept {name}: a row references it now.")
         for name, error in report.delete_failed:
