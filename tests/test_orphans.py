@@ -31,6 +31,15 @@ class StubbornStorage(InMemoryStorage):
         super().delete(name)
 
 
+class InterruptedStorage(InMemoryStorage):
+    """Ctrl-C arrives while one file is being deleted."""
+
+    def delete(self, name: str) -> None:
+        if name == "tmp/upload.part":  # the last one listed
+            raise KeyboardInterrupt
+        super().delete(name)
+
+
 @pytest.fixture
 def media(settings) -> None:
     settings.STORAGES = {
@@ -201,3 +210,27 @@ def test_a_failed_delete_is_reported_and_the_rest_go_on(media: None, settings) -
 def test_bad_older_than(media: None, value: str) -> None:
     with pytest.raises(CommandError, match="older-than"):
         run("--older-than", value)
+
+
+def test_ctrl_c_during_delete_reports_what_is_gone(media: None, settings, tmp_path: Path) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.InterruptedStorage"},
+    }
+    populate()
+    out = StringIO()
+    try:
+        with pytest.raises(CommandError, match="Interrupted") as caught:
+            call_command(
+                "imagekit_orphans", "--delete", "--noinput", "--older-than", "0",
+                "--report", str(tmp_path / "r.json"), stdout=out, stderr=StringIO(),
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the command without a report")
+    assert caught.value.returncode == 130
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True
+    assert sorted(report["deleted"]) == ["stray/deep/two.jpg", "stray/one.jpg"]
+    assert report["totals"]["deleted"] == 2
+    assert "tmp/upload.part" in remaining()
+    assert "Deleted stray/deep/two.jpg" in out.getvalue()

@@ -76,6 +76,8 @@ class OrphanReport:
     #: Deletable orphans a row started referencing after the listing: kept.
     now_referenced: list[str] = dataclasses.field(default_factory=list)
     delete_failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: ``--delete`` was stopped by Ctrl-C: ``deleted`` lists what is gone.
+    interrupted: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -100,6 +102,7 @@ class OrphanReport:
             "skipped_fields": [field.to_dict() for field in self.skipped_fields],
             "older_than_days": self.min_age / timedelta(days=1),
             "exclude": self.exclude,
+            "interrupted": self.interrupted,
             "totals": {
                 "scanned": self.scanned,
                 "excluded": self.excluded,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _days(value: str) -> float:
@@ -126,10 +127,20 @@ class Command(BaseCommand):
         )
         self._list(report, options["older_than"])
         if options["delete"]:
-            self._delete(storage, report, fields, skipped, interactive=options["interactive"])
+            try:
+                self._delete(storage, report, fields, skipped, interactive=options["interactive"])
+            except KeyboardInterrupt:
+                # The file being deleted may or may not be gone; the others are as reported.
+                report.interrupted = True
         if report_path is not None:
             report.write_json(report_path)
             self.stdout.write(f"Report written to {report_path}.")
+        if report.interrupted:
+            raise CommandError(
+                f"Interrupted after deleting {len(report.deleted)} file(s) (listed above); "
+                "run the same command again to continue.",
+                returncode=EXIT_INTERRUPTED,
+            )
         if report.delete_failed:
             raise CommandError(
                 f"{len(report.delete_failed)} file(s) could not be deleted (listed above).",
