@@ -234,3 +234,18 @@ def test_ctrl_c_during_delete_reports_what_is_gone(media: None, settings, tmp_pa
     assert report["totals"]["deleted"] == 2
     assert "tmp/upload.part" in remaining()
     assert "Deleted stray/deep/two.jpg" in out.getvalue()
+
+
+def test_delete_without_a_terminal_to_ask_says_to_use_noinput(
+    media: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate()
+
+    def closed_stdin(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", closed_stdin)
+    with pytest.raises(CommandError, match="--noinput") as caught:
+        run("--delete", "--older-than", "0")
+    assert caught.value.returncode == 2
+    assert "stray/one.jpg" in remaining()

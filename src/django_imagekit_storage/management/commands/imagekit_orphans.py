@@ -178,10 +178,18 @@ class Command(BaseCommand):
             self.stdout.write("Nothing to delete.")
             return
         if interactive:
-            answer = input(
-                f"Delete {len(report.deletable)} file(s) ({format_bytes(report.deletable_bytes)}) "
-                f"from {report.alias!r}? This cannot be undone. Type 'yes' to continue: "
-            )
+            try:
+                answer = input(
+                    f"Delete {len(report.deletable)} file(s) "
+                    f"({format_bytes(report.deletable_bytes)}) from {report.alias!r}? "
+                    "This cannot be undone. Type 'yes' to continue: "
+                )
+            except EOFError:
+                raise CommandError(
+                    "Nothing deleted: no answer to the confirmation (standard input is closed). "
+                    "In a script, pass --noinput to delete without asking.",
+                    returncode=EXIT_USAGE,
+                ) from None
             if answer.strip().lower() != "yes":
                 self.stdout.write("Deletion cancelled: nothing deleted.")
                 return
