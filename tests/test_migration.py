@@ -6,6 +6,7 @@ a FileSystemStorage (the generic path), the source an InMemoryStorage.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     iter_referenced_names,
 )
-from django_imagekit_storage.migration import FileResult, Outcome, migrate_files
+from django_imagekit_storage.migration import FileResult, MigrationError, Outcome, migrate_files
 from django_imagekit_storage.progress import Progress, format_bytes, format_duration
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -44,6 +45,15 @@ class BrokenSource(InMemoryStorage):
     def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
         if name in self.broken:
             raise PermissionError(13, "Permission denied", name)
+        return super()._open(name, mode)
+
+
+class ExitingSource(InMemoryStorage):
+    """Raises SystemExit in a copy thread (a library calling sys.exit), which ends the thread."""
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        if name == "docs/d0.pdf" and threading.current_thread() is not threading.main_thread():
+            raise SystemExit(3)
         return super()._open(name, mode)
 
 
@@ -460,3 +470,44 @@ def test_an_error_outside_the_workers_propagates_and_stops_them(media: Path) -> 
             source_alias="old", destination_alias="default", on_result=on_result,
         )  # fmt: skip
     wait_for_abandoned_threads()  # they end: nothing more is queued for them
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_copy_thread_that_dies_stops_the_run_instead_of_hanging(media: Path, settings) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ExitingSource"}}
+    seed_rows(2)
+    fields, _ = discover_fields("default")
+    # Without the liveness check the run waits forever for the dead thread's file: a
+    # watchdog interrupts it so this test fails rather than hangs.
+    watchdog = threading.Timer(10, _thread.interrupt_main)
+    watchdog.start()
+    try:
+        with pytest.raises(MigrationError, match="stopped without finishing"):
+            migrate_files(
+                source=storages["old"], destination=storages["default"], fields=fields,
+                source_alias="old", destination_alias="default", workers=2,
+            )  # fmt: skip
+    finally:
+        watchdog.cancel()
+    wait_for_abandoned_threads()
+
+
+def _press_ctrl_c_twice() -> None:
+    _thread.interrupt_main()
+    time.sleep(0.5)
+    _thread.interrupt_main()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_command_says_a_copy_thread_died(media: Path, settings) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ExitingSource"}}
+    seed_rows(2)
+    watchdog = threading.Timer(10, _press_ctrl_c_twice)  # fail, don't hang, without the fix
+    watchdog.start()
+    try:
+        error, _ = run_failing("--from", "old", "--workers", "2")
+    finally:
+        watchdog.cancel()
+    assert error.returncode == 1
+    assert "stopped without finishing" in str(error)
+    wait_for_abandoned_threads()

@@ -261,6 +261,16 @@ class _Pool:
                 )
             self.results.put(result)
 
+    def check_alive(self) -> None:
+        """Raise if a thread ended early (a ``BaseException`` such as ``SystemExit`` escaped
+        ``_work``): its file would never report, and the run would wait for it forever."""
+        dead = [thread.name for thread in self.threads if not thread.is_alive()]
+        if dead:
+            raise MigrationError(
+                f"Copy thread(s) {', '.join(dead)} stopped without finishing their file (see "
+                "the error above); run the command again to continue where it stopped."
+            )
+
     def drain_unstarted(self) -> list[tuple[str, FieldRef]]:
         unstarted: list[tuple[str, FieldRef]] = []
         while True:
@@ -382,6 +392,7 @@ def migrate_files(
             try:
                 result = pool.results.get(timeout=0.2)
             except queue.Empty:
+                pool.check_alive()
                 continue
             del in_flight[result.name]
             finished(result)

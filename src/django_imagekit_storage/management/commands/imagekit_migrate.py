@@ -24,6 +24,7 @@ from django_imagekit_storage.inventory import (
 from django_imagekit_storage.migration import (
     DEFAULT_WORKERS,
     FileResult,
+    MigrationError,
     MigrationReport,
     Outcome,
     migrate_files,
@@ -204,6 +205,9 @@ class Command(BaseCommand):
                 stop=stop,
                 on_result=on_result,
             )
+        except MigrationError as error:
+            # Not one file's failure (those are in the report): the run itself stopped.
+            raise CommandError(str(error), returncode=EXIT_FAILED) from error
         except KeyboardInterrupt:
             # Outside the copy loop (listing the destination, verifying): no report to give.
             raise CommandError(
