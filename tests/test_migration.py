@@ -48,6 +48,25 @@ class BrokenSource(InMemoryStorage):
         return super()._open(name, mode)
 
 
+class BackendError(Exception):
+    """A third-party backend's own error type (botocore's ClientError is one)."""
+
+
+class ThirdPartySource(InMemoryStorage):
+    """Raises its own error type, as S3 or GCS backends do: for a missing file's size (older
+    django-storages), and for a denied read of one existing file."""
+
+    def size(self, name: str) -> int:
+        if not self.exists(name):
+            raise BackendError("404 Not Found")
+        return len(super()._open(name, "rb").file.getvalue())
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        if name == "docs/denied.pdf":
+            raise BackendError("403 Forbidden")
+        return super()._open(name, mode)
+
+
 class ExitingSource(InMemoryStorage):
     """Raises SystemExit in a copy thread (a library calling sys.exit), which ends the thread."""
 
@@ -470,6 +489,25 @@ def test_an_error_outside_the_workers_propagates_and_stops_them(media: Path) -> 
             source_alias="old", destination_alias="default", on_result=on_result,
         )  # fmt: skip
     wait_for_abandoned_threads()  # they end: nothing more is queued for them
+
+
+def test_a_backend_error_of_any_type_is_one_file_failure(
+    media: Path, settings, tmp_path: Path
+) -> None:
+    # Why the worker loop catches Exception: any Django storage can be the source, and their
+    # errors share no narrower base. Narrower, this error would end the worker thread.
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ThirdPartySource"}}
+    files = seed_rows(2)
+    seed(storages["old"], "docs/denied.pdf", b"x" * 9)
+    Document.objects.create(file="docs/denied.pdf")
+    Document.objects.create(file="docs/gone.pdf")  # missing: the backend's own 404
+    error, out = run_failing("--from", "old", "--report", str(tmp_path / "r.json"))
+    assert error.returncode == 1
+    assert "Failed: docs/denied.pdf (in mediaapp.Document.file): BackendError: 403 Forbidden" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [m["name"] for m in report["missing"]] == ["docs/gone.pdf"]
+    assert [f["name"] for f in report["failed"]] == ["docs/denied.pdf"]
+    assert all((media / name).read_bytes() == data for name, data in files.items())
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

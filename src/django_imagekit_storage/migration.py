@@ -254,7 +254,12 @@ class _Pool:
             try:
                 result = self._work(name, ref)
             except Exception as error:
-                # The pool's boundary: the error becomes this file's reported failure.
+                # Deliberately broad, the one place it is: the pool's boundary. The source
+                # may be any Django storage, whose errors (botocore's ClientError, Google's,
+                # Azure's...) share no narrower base; a narrower clause would let one file's
+                # error end this thread instead of becoming that file's reported failure.
+                # Nothing is lost: the type and message go to the report, the traceback to
+                # the log.
                 logger.debug("Copying %r failed", name, exc_info=True)
                 result = FileResult(
                     name, ref.label, Outcome.FAILED, error=f"{type(error).__name__}: {error}"
@@ -429,7 +434,10 @@ def _source_size(source: Storage, name: str) -> int | None:
     except FileNotFoundError:
         return None
     except Exception:
-        # Storages that raise their own error for a missing file (older S3 backends).
+        # Broad on purpose, and never swallowing: some backends raise their own error for a
+        # missing file (django-storages' S3 raised botocore's ClientError), and a missing
+        # file must be listed as missing, not failed. Unless the source confirms the file
+        # is not there, the error goes on to the pool's boundary as this file's failure.
         if not source.exists(name):
             return None
         raise
