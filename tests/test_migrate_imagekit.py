@@ -450,3 +450,23 @@ def test_a_short_upload_is_a_failure_not_a_copy(ik: FakeImageKitServer, settings
         "bytes, the source has 34" in out
     )
     assert "--overwrite" in out
+
+
+def test_dry_run_lists_and_totals_and_uploads_nothing(
+    ik: FakeImageKitServer, tmp_path: Path
+) -> None:
+    files = seed(2)
+    ik.add_file("/media/photos/p0.jpg", files["photos/p0.jpg"])
+    ik.clear_requests()
+    out = run(
+        "imagekit_migrate", "--from", "old", "--dry-run", "--report", str(tmp_path / "r.json")
+    )
+    assert "Would copy docs/0/d1.pdf (34 B)" in out
+    assert "Would copy photos/p0.jpg" not in out
+    assert "Would copy: 5 file(s), 170 B" in out
+    assert "with the same size: 1 file(s)" in out
+    assert ik.count() == ik.count("list") == 1  # one listing; no upload, no search
+    assert set(ik.files) == {"/media/photos/p0.jpg"}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["totals"]["would_copy"] == 5
+    assert "copied" not in report
