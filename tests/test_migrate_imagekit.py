@@ -470,3 +470,16 @@ def test_dry_run_lists_and_totals_and_uploads_nothing(
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["totals"]["would_copy"] == 5
     assert "copied" not in report
+
+
+def test_orphans_pages_through_every_subfolder(ik: FakeImageKitServer) -> None:
+    files = seed(1)
+    for name, data in files.items():
+        ik.add_file(f"/media/{name}", data)
+    for n in range(1100):
+        ik.add_file(f"/media/cache/{n % 7}/{n // 7 % 3}/c{n}.jpg", b"x")
+    ik.clear_requests()
+    out = run("imagekit_orphans")
+    assert "Scanned 1103 file(s) on 'default'; 1100 orphan(s), 1.1 KB" in out
+    assert "cache/3/0/c1074.jpg  [keep (newer than --older-than)]" in out
+    assert ik.count("list") == 2  # pages of 1,000
