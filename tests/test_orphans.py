@@ -107,12 +107,18 @@ def test_lists_orphans_with_sizes_and_total_and_deletes_nothing(
     assert len(remaining()) == 7
 
 
-def test_exclude_prefixes(media: None) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("--exclude", "tmp/", "stray/deep/"), ("--exclude", "tmp/", "--exclude", "stray/deep/")],
+)
+def test_exclude_prefixes(media: None, args: tuple[str, ...]) -> None:
     populate()
-    out = run("--exclude", "tmp/", "stray/deep/")
+    # Repeating --exclude adds prefixes (it does not replace the earlier ones).
+    out = run(*args, "--delete", "--noinput", "--older-than", "0")
     assert "1 orphan(s)" in out
     assert "2 excluded by prefix" in out
     assert "tmp/upload.part" not in out
+    assert {"tmp/upload.part", "stray/deep/two.jpg"} <= remaining()
 
 
 def test_delete_with_noinput_removes_only_old_orphans(media: None, tmp_path: Path) -> None:

@@ -72,9 +72,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--exclude",
             nargs="+",
+            action="extend",  # repeated, it adds: "store" would drop the earlier prefixes
             default=[],
             metavar="PREFIX",
-            help="Ignore files whose name (relative to the location) starts with a prefix.",
+            help="Ignore files whose name (relative to the location) starts with a prefix "
+            "(several, or repeat the option).",
         )
         parser.add_argument(
             "--noinput",
