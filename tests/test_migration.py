@@ -165,6 +165,13 @@ def test_discovers_fields_on_the_alias_and_lists_the_others(media: Path) -> None
     assert {s.storage for s in skipped} == {"default"}
 
 
+def test_models_option_repeated_adds_models(media: Path) -> None:
+    seed_rows(1)
+    out, _ = run("--from", "old", "--models", "mediaapp.Document", "--models", "mediaapp.Photo")
+    assert "Copying files of mediaapp.Document.file, mediaapp.Photo.image" in out
+    assert "Copied: 3 file(s)" in out
+
+
 def test_models_option_limits_discovery(media: Path) -> None:
     fields, skipped = discover_fields("default", ["mediaapp.Document", "mediaapp.document"])
     assert [ref.label for ref in fields] == ["mediaapp.Document.file"]

@@ -79,8 +79,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--models",
             nargs="+",
+            action="extend",  # repeated, it adds: "store" would drop the earlier models
             metavar="APP_LABEL.MODEL",
-            help="Only these models (default: every installed model).",
+            help="Only these models (default: every installed model); repeatable.",
         )
         parser.add_argument(
             "--workers",
