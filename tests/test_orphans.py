@@ -212,7 +212,7 @@ def test_a_failed_delete_is_reported_and_the_rest_go_on(media: None, settings) -
     }
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+@pytest.mark.parametrize("value", ["-1", "nan", "soon", "inf", "1e9"])
 def test_bad_older_than(media: None, value: str) -> None:
     with pytest.raises(CommandError, match="older-than"):
         run("--older-than", value)

@@ -32,14 +32,17 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
+#: A century: more than any file's age, and far from the limits of datetime arithmetic.
+MAX_DAYS = 36500
+
 
 def _days(value: str) -> float:
     try:
         days = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
-    if not days >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more days, got {value}")
+    if not 0 <= days <= MAX_DAYS:  # also refuses NaN and infinity
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DAYS} days, got {value}")
     return days
 
 
