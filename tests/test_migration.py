@@ -300,6 +300,7 @@ def test_usage_errors_exit_2(media: Path, tmp_path: Path) -> None:
         ("--from", "old", "--to", "nope"),
         ("--from", "old", "--models", "mediaapp.Nope"),
         ("--from", "old", "--report", str(tmp_path / "no/such/dir/r.json")),
+        ("--from", "old", "--report", str(tmp_path)),  # a folder: refused before copying
     ):
         error, _ = run_failing(*args)
         assert error.returncode == 2, args
@@ -556,3 +557,14 @@ def test_the_command_says_a_copy_thread_died(media: Path, settings) -> None:
     assert error.returncode == 1
     assert "stopped without finishing" in str(error)
     wait_for_abandoned_threads()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_report_that_cannot_be_written_says_the_run_finished(media: Path) -> None:
+    files = seed_rows(1)
+    error, out = run_failing("--from", "old", "--report", "/dev/full")  # every write: ENOSPC
+    assert error.returncode == 1
+    assert "Could not write the report to '/dev/full'" in str(error)
+    assert "the run itself finished" in str(error)
+    assert "Copied: 3 file(s)" in out
+    assert all((media / name).read_bytes() == data for name, data in files.items())

@@ -255,3 +255,14 @@ def test_delete_without_a_terminal_to_ask_says_to_use_noinput(
         run("--delete", "--older-than", "0")
     assert caught.value.returncode == 2
     assert "stray/one.jpg" in remaining()
+
+
+@pytest.mark.parametrize("where", ["no/such/dir/r.json", "."])
+def test_report_path_that_cannot_be_written_is_refused_first(
+    media: None, tmp_path: Path, where: str
+) -> None:
+    populate()
+    with pytest.raises(CommandError, match="--report") as caught:
+        run("--delete", "--noinput", "--older-than", "0", "--report", str(tmp_path / where))
+    assert caught.value.returncode == 2
+    assert len(remaining()) == 7  # nothing deleted

@@ -10,7 +10,6 @@ import argparse
 import signal
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,6 +20,7 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.migration import (
     DEFAULT_WORKERS,
     FileResult,
@@ -121,10 +121,7 @@ class Command(BaseCommand):
                 "--from and --to name the same alias; --from is the old storage holding the files.",
                 returncode=EXIT_USAGE,
             )
-        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise CommandError(
-                f"--report: the folder of {report_path!r} does not exist.", returncode=EXIT_USAGE
-            )
+        check_report_path(report_path)
         try:
             source = get_storage(source_alias)
             destination = get_storage(destination_alias)
@@ -238,7 +235,7 @@ class Command(BaseCommand):
             raise CommandError(f"{len(report.failed)} file(s) {what}.", returncode=EXIT_FAILED)
 
     def _write_report(self, report: MigrationReport, path: str) -> None:
-        report.write_json(path)
+        write_report(report, path)
         self.stdout.write(f"Report written to {path}.")
 
     def _summarise(self, report: MigrationReport, verbosity: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,6 +19,7 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.orphans import OrphanReport, delete_orphans, find_orphans
 from django_imagekit_storage.progress import format_bytes
 
@@ -95,10 +95,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         alias: str = options["alias"]
         report_path: str | None = options["report"]
-        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise CommandError(
-                f"--report: the folder of {report_path!r} does not exist.", returncode=EXIT_USAGE
-            )
+        check_report_path(report_path)
         try:
             storage = get_storage(alias)
             fields, skipped = discover_fields(alias)
@@ -138,7 +135,7 @@ class Command(BaseCommand):
                 # The file being deleted may or may not be gone; the others are as reported.
                 report.interrupted = True
         if report_path is not None:
-            report.write_json(report_path)
+            write_report(report, report_path)
             self.stdout.write(f"Report written to {report_path}.")
         if report.interrupted:
             raise CommandError(
