@@ -21,8 +21,12 @@ _EXPORTS = {
     "ImageKitStorage": "storage",
     "ImageKitStorageError": "exceptions",
     "ImageKitTimeoutError": "exceptions",
+    "ImageSpec": "images",
     "InvalidImageError": "exceptions",
     "MaxBytesError": "exceptions",
+    "OptimizedImage": "images",
+    "optimize_image_from_bytes": "images",
+    "optimize_image_variants": "images",
 }
 
 __all__ = [
@@ -34,9 +38,13 @@ __all__ = [
     "ImageKitStorage",
     "ImageKitStorageError",
     "ImageKitTimeoutError",
+    "ImageSpec",
     "InvalidImageError",
     "MaxBytesError",
+    "OptimizedImage",
     "__version__",
+    "optimize_image_from_bytes",
+    "optimize_image_variants",
 ]
 
 if TYPE_CHECKING:
@@ -49,6 +57,12 @@ if TYPE_CHECKING:
         ImageKitTimeoutError,
         InvalidImageError,
         MaxBytesError,
+    )
+    from django_imagekit_storage.images import (
+        ImageSpec,
+        OptimizedImage,
+        optimize_image_from_bytes,
+        optimize_image_variants,
     )
     from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 
