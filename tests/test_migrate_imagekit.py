@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django_imagekit_storage.inventory import discover_fields
 from django_imagekit_storage.migration import FileResult, migrate_files
 from django_imagekit_storage.orphans import delete_orphans, find_orphans
+from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing.server import FakeImageKitServer
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -60,6 +61,14 @@ class RecordingSource(InMemoryStorage):
     def size(self, name: str) -> int:
         # InMemoryStorage.size() reads through _open: answer without recording.
         return len(super()._open(name, "rb").file.getvalue())
+
+
+class PublicMedia(ImageKitStorage):
+    """A project's own storage classes: siblings, neither a subclass of the other."""
+
+
+class PrivateMedia(ImageKitStorage):
+    pass
 
 
 class TruncatingSource(InMemoryStorage):
@@ -483,3 +492,24 @@ def test_orphans_pages_through_every_subfolder(ik: FakeImageKitServer) -> None:
     assert "Scanned 1103 file(s) on 'default'; 1100 orphan(s), 1.1 KB" in out
     assert "cache/3/0/c1074.jpg  [keep (newer than --older-than)]" in out
     assert ik.count("list") == 2  # pages of 1,000
+
+
+def test_orphans_counts_sibling_storage_classes_on_imagekit(
+    ik: FakeImageKitServer, settings
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.PublicMedia"},
+        "archive": {
+            "BACKEND": f"{__name__}.PrivateMedia",
+            "OPTIONS": {"location": "media/private"},
+        },
+    }
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/media/private/contract.pdf", b"signed", created_at=long_ago)
+    ik.add_file("/media/private/draft.pdf", b"unreferenced", created_at=long_ago)
+    Attachment.objects.create(file="contract.pdf")
+    out = run("imagekit_orphans", "--delete", "--noinput")
+    assert "Also counting references of mediaapp.Attachment.file" in out
+    assert "Deleted 1 file(s)" in out
+    assert set(ik.files) == {"/media/private/contract.pdf"}

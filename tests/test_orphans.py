@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import InMemoryStorage, storages
+from django.core.files.storage import FileSystemStorage, InMemoryStorage, Storage, storages
 from django.core.management import CommandError, call_command
 
-from django_imagekit_storage.inventory import discover_fields
+from django_imagekit_storage.inventory import discover_fields, same_backend
 from django_imagekit_storage.orphans import delete_orphans, find_orphans
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -266,3 +266,23 @@ def test_report_path_that_cannot_be_written_is_refused_first(
         run("--delete", "--noinput", "--older-than", "0", "--report", str(tmp_path / where))
     assert caught.value.returncode == 2
     assert len(remaining()) == 7  # nothing deleted
+
+
+def test_same_backend_means_a_shared_storage_class_below_storage() -> None:
+    class Mixin:
+        pass
+
+    class A(Mixin, FileSystemStorage):
+        pass
+
+    class B(Mixin, FileSystemStorage):
+        pass
+
+    class Other(Mixin, Storage):
+        pass
+
+    assert same_backend(A(), B())  # siblings, even behind a shared mixin
+    assert same_backend(A(), FileSystemStorage())
+    assert same_backend(FileSystemStorage(), A())
+    assert not same_backend(A(), Other())  # only Storage and a mixin in common
+    assert not same_backend(FileSystemStorage(), InMemoryStorage())

@@ -1,7 +1,7 @@
 """Files a storage holds that no database row references: the engine of ``imagekit_orphans``.
 
 ``find_orphans`` reads every referenced name (all ``FileField``/``ImageField`` columns on the
-alias, plus, conservatively, those on other storages of the same class, which may share the
+alias, plus, conservatively, those on other storages sharing its class (see ``inventory.same_backend``), which may share the
 same files: their names are placed relative to the scanned storage's location) and streams the storage's listing against it. ``delete_orphans`` removes only
 files older than the cut-off, re-checking the database for each file right before deleting
 it, so a row saved meanwhile keeps its file.
@@ -63,7 +63,7 @@ class Orphan:
 class OrphanReport:
     alias: str
     fields: list[str]
-    #: Columns on other storages of the same class whose names were counted as references too.
+    #: Columns on other storages sharing its class whose names were counted as references too.
     also_counted: list[str]
     skipped_fields: list[SkippedField]
     min_age: timedelta

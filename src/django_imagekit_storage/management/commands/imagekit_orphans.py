@@ -152,7 +152,7 @@ class Command(BaseCommand):
     def _list(self, report: OrphanReport, days: float) -> None:
         out = self.stdout
         for field in report.also_counted:
-            out.write(f"Also counting references of {field} (a storage of the same class).")
+            out.write(f"Also counting references of {field} (its storage shares this one's class).")
         for orphan in report.orphans:
             mark = "delete" if orphan.deletable else f"keep ({orphan.kept_because})"
             created = orphan.created_at.strftime("%Y-%m-%d %H:%M") if orphan.created_at else "?"
