@@ -1,10 +1,11 @@
 """Files a storage holds that no database row references: the engine of ``imagekit_orphans``.
 
 ``find_orphans`` reads every referenced name (all ``FileField``/``ImageField`` columns on the
-alias, plus, conservatively, those on other storages sharing its class (see ``inventory.same_backend``), which may share the
-same files: their names are placed relative to the scanned storage's location) and streams the storage's listing against it. ``delete_orphans`` removes only
-files older than the cut-off, re-checking the database for each file right before deleting
-it, so a row saved meanwhile keeps its file.
+alias, plus, conservatively, those on other storages sharing its class, which may hold the
+same files: see ``inventory.same_backend``; their names are placed relative to the scanned
+storage's location) and streams the storage's listing against it. ``delete_orphans``
+removes only files older than the cut-off, re-checking the database for each file right
+before deleting it, so a row saved meanwhile keeps its file.
 """
 
 from __future__ import annotations
