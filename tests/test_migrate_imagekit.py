@@ -513,3 +513,24 @@ def test_orphans_counts_sibling_storage_classes_on_imagekit(
     assert "Also counting references of mediaapp.Attachment.file" in out
     assert "Deleted 1 file(s)" in out
     assert set(ik.files) == {"/media/private/contract.pdf"}
+
+
+def test_delete_over_the_whole_library_needs_to_be_asked_for(
+    ik: FakeImageKitServer, settings
+) -> None:
+    # No location: the listing is the whole library, where another project or environment
+    # (say staging, in its own folder) keeps files its own database references.
+    settings.IMAGEKIT_LOCATION = ""
+    settings.STORAGES = {**settings.STORAGES}  # a fresh storage with the new setting
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/staging/photos/used-by-staging.jpg", b"x", created_at=long_ago)
+    error, _ = run_failing("imagekit_orphans", "--delete", "--noinput")
+    assert error.returncode == 2
+    assert "--whole-library" in str(error)
+    assert "/staging/photos/used-by-staging.jpg" in ik.files
+    assert "staging/photos/used-by-staging.jpg  [delete]" in run(
+        "imagekit_orphans"
+    )  # listing is fine
+    out = run("imagekit_orphans", "--delete", "--noinput", "--whole-library")
+    assert "Deleted 1 file(s)" in out
+    assert not ik.files

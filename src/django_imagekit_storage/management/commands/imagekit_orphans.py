@@ -89,6 +89,12 @@ class Command(BaseCommand):
             help="Do not ask for confirmation before deleting.",
         )
         parser.add_argument(
+            "--whole-library",
+            action="store_true",
+            help="Allow --delete when the storage has no location (its listing is the whole "
+            "media library): only if no other project or environment uses the library.",
+        )
+        parser.add_argument(
             "--report", metavar="FILE.json", help="Also write the report as JSON to this file."
         )
 
@@ -113,6 +119,17 @@ class Command(BaseCommand):
             )
         location = getattr(getattr(storage, "settings", None), "location", None)
         if location == "":
+            if options["delete"] and not options["whole_library"]:
+                # Other projects or environments may keep files there that their own
+                # databases reference: this one cannot see those rows.
+                raise CommandError(
+                    f"Storage {alias!r} has no location, so it would delete across the whole "
+                    "media library, including files that other projects or environments "
+                    "reference from their own databases: refusing. Give the storage a "
+                    "location, or pass --whole-library if this project alone uses the library "
+                    "(with --exclude for any folder it does not own).",
+                    returncode=EXIT_USAGE,
+                )
             self.stderr.write(
                 f"Storage {alias!r} has no location: the whole media library is scanned, "
                 "including files other projects put there.",
