@@ -186,6 +186,11 @@ class Command(BaseCommand):
                 style_func=_plain,
             )
 
+        if verbosity >= 1:
+            # Before the first file, one paginated listing: minutes on a big library.
+            self.stderr.write(
+                f"Listing the files {destination_alias!r} holds already...", style_func=_plain
+            )
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None
         try:
