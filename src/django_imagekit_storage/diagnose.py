@@ -570,37 +570,38 @@ def _round_trip(context: _Context, step: _Step, *, http_timeout: float) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{DIAGNOSTICS_FOLDER}/roundtrip-{stamp}-{secrets.token_hex(3)}{extension}"
     step.add("file", f"{name} ({len(data):,} bytes)")
-    saved: str | None = None
+    stored: list[str] = []  # the name saved and not yet deleted, for the clean-up
     try:
-        saved = _round_trip_operations(storage, step, name, data, http_timeout)
+        _round_trip_operations(storage, step, name, data, http_timeout, stored)
     except _FailStepError as failure:
         step.fail(failure.reason)
     finally:
-        _clean_up(storage, step, saved)
+        _clean_up(storage, step, stored)
 
 
 def _round_trip_operations(
-    storage: Storage, step: _Step, name: str, data: bytes, http_timeout: float
-) -> str | None:
-    """Save, read back, fetch and delete; returns the stored name if it is still there."""
+    storage: Storage, step: _Step, name: str, data: bytes, http_timeout: float, stored: list[str]
+) -> None:
+    """Save, read back, fetch and delete, one timed detail per storage call."""
     from django.core.files.base import ContentFile
 
     with _timed(step, "save") as note:
         saved = storage.save(name, ContentFile(data, name=name))
+        stored.append(saved)
         note(f"stored as {saved}")
-    with _timed(step, "url", saved) as note:
+    with _timed(step, "url") as note:
         url = storage.url(saved)
         note(url)
-    with _timed(step, "exists", saved) as note:
+    with _timed(step, "exists") as note:
         if not storage.exists(saved):
             raise _FailStepError(f"exists({saved!r}) is False right after save().")
         note("True")
-    with _timed(step, "size", saved) as note:
+    with _timed(step, "size") as note:
         size = storage.size(saved)
         note(f"{size:,} bytes")
         if size != len(data):
             raise _FailStepError(f"size({saved!r}) is {size}, but {len(data)} bytes were saved.")
-    with _timed(step, "open", saved) as note:
+    with _timed(step, "open") as note:
         with storage.open(saved, "rb") as handle:
             read = handle.read()
         if read != data:
@@ -609,16 +610,16 @@ def _round_trip_operations(
                 f"{len(data)} bytes saved."
             )
         note(f"{len(read):,} bytes, identical")
-    with _timed(step, "HTTP GET", saved) as note:
+    with _timed(step, "HTTP GET") as note:
         note(_fetch(url, data, http_timeout))
-    with _timed(step, "delete", saved) as note:
+    with _timed(step, "delete") as note:
         storage.delete(saved)
+        stored.clear()
         note("done")
-    with _timed(step, "exists after delete", saved) as note:
+    with _timed(step, "exists after delete") as note:
         if storage.exists(saved):
             raise _FailStepError(f"exists({saved!r}) is still True after delete().")
         note("False")
-    return None
 
 
 def _fetch(url: str, data: bytes, timeout: float) -> str:
@@ -652,7 +653,7 @@ _StorageErrors: Final = (
 
 
 @contextmanager
-def _timed(step: _Step, operation: str, name: str | None = None) -> Iterator[Callable[[str], None]]:
+def _timed(step: _Step, operation: str) -> Iterator[Callable[[str], None]]:
     """Time one storage call and record it as a detail; a storage error fails the step."""
     notes: list[str] = []
     start = time.perf_counter()
@@ -667,9 +668,11 @@ def _timed(step: _Step, operation: str, name: str | None = None) -> Iterator[Cal
     step.add(operation, f"{'; '.join(notes) or 'done'} ({_ms(start)})")
 
 
-def _clean_up(storage: Storage, step: _Step, saved: str | None) -> None:
-    if saved is None:
+def _clean_up(storage: Storage, step: _Step, stored: list[str]) -> None:
+    """Delete the diagnostics file if an earlier failure left it behind."""
+    if not stored:
         return
+    saved = stored.pop()
     try:
         storage.delete(saved)
     except _StorageErrors as error:
