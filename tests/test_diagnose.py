@@ -136,7 +136,7 @@ def test_configuration_shows_keys_as_prefix_and_source_only(configured):
     assert config["public_key"] == "set (public_...), from the IMAGEKIT_PUBLIC_KEY setting"
     assert config["url_endpoint"].startswith(configured.url_endpoint)
     assert config["STORAGES['default']['BACKEND']"] == BACKEND
-    assert config["DEFAULT_FILE_STORAGE"] == "not set"
+    assert config["DEFAULT_FILE_STORAGE"].startswith("not set")
     assert config["Django"] == django.get_version()
 
 
@@ -279,12 +279,13 @@ def test_default_file_storage_ignored_fails_configuration(settings):
 
 
 @pytest.mark.skipif(django.VERSION >= (5, 1), reason="Django >= 5.1 ignores DEFAULT_FILE_STORAGE")
-def test_default_file_storage_is_reported_as_deprecated(settings):
-    with pytest.warns(DeprecationWarning, match="DEFAULT_FILE_STORAGE"):
-        settings.DEFAULT_FILE_STORAGE = "django.core.files.storage.InMemoryStorage"
+def test_default_file_storage_mirrored_from_storages_is_not_reported_as_set(configured):
+    # Django 4.2/5.0 copy STORAGES['default'] into DEFAULT_FILE_STORAGE themselves.
     document = json.loads(diagnose("--json", "--skip-upload")[0])
-    note = details(document, "configuration")["DEFAULT_FILE_STORAGE on this Django"]
-    assert note.startswith("deprecated")
+    assert details(document, "configuration")["DEFAULT_FILE_STORAGE"].startswith(
+        "not set by the project"
+    )
+    assert step(document, "configuration")["status"] == "passed"
 
 
 def test_images_step_fails_without_a_webp_encoder(configured, monkeypatch):
@@ -481,3 +482,19 @@ def test_exit_status_through_manage_py(keyed_server, tmp_path):
     assert "[FAIL] failed  Storage round trip" in failed.stdout  # ASCII-only stream
     assert failed.stdout.isascii()
     assert_no_secret(failed.stdout, failed.stderr)
+
+
+def test_the_library_adds_no_logging_handler(configured):
+    import logging
+
+    diagnose()  # imports and exercises the storage, client and optimiser
+    names = [
+        name
+        for name in logging.root.manager.loggerDict
+        if name.startswith("django_imagekit_storage")
+    ]
+    assert {"django_imagekit_storage.storage", "django_imagekit_storage.images"} <= set(names)
+    for name in names:
+        logger = logging.getLogger(name)
+        assert logger.handlers == [], name
+        assert logger.propagate, name

@@ -271,15 +271,17 @@ def _default_file_storage(step: _Step, storages_setting: object) -> None:
     # On 4.2/5.0 reading it warns that it is deprecated; this command only reports it.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
         value = getattr(settings, "DEFAULT_FILE_STORAGE", None)
     default_backend = None
     if isinstance(storages_setting, dict) and isinstance(storages_setting.get("default"), dict):
         default_backend = storages_setting["default"].get("BACKEND")
-    step.add("DEFAULT_FILE_STORAGE", value)
+    version = django.get_version()
     if django.VERSION >= (5, 1):
+        step.add("DEFAULT_FILE_STORAGE", value)
         step.add(
             "DEFAULT_FILE_STORAGE on this Django",
-            f"ignored: Django {django.get_version()} reads only STORAGES; media goes to "
+            f"ignored: Django {version} reads only STORAGES; media goes to "
             f"STORAGES['default'] = {default_backend}",
         )
         if value != default_backend:
@@ -288,11 +290,19 @@ def _default_file_storage(step: _Step, storages_setting: object) -> None:
                 f"{default_backend}. Delete DEFAULT_FILE_STORAGE and set "
                 "STORAGES['default']['BACKEND'] instead."
             )
+    elif settings.is_overridden("STORAGES") and value == default_backend:
+        # 4.2/5.0 copy STORAGES['default'] into DEFAULT_FILE_STORAGE themselves (a project
+        # that sets both gets ImproperlyConfigured), so this is Django's copy.
+        step.add(
+            "DEFAULT_FILE_STORAGE",
+            f"not set by the project (Django {version} mirrors STORAGES['default'] into it)",
+        )
     else:
+        step.add("DEFAULT_FILE_STORAGE", value)
         step.add(
             "DEFAULT_FILE_STORAGE on this Django",
-            "deprecated: honoured until you upgrade to Django 5.1, which ignores it; "
-            "move it to STORAGES['default']['BACKEND']",
+            f"deprecated: Django {version} copies it into STORAGES['default'], but Django "
+            "5.1 and later ignore it silently; move it to STORAGES['default']['BACKEND']",
         )
 
 
