@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import secrets
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -361,7 +362,7 @@ def _names_imagekit(backend: object) -> bool:
 
     try:
         cls = import_string(backend)
-    except ImportError:
+    except (ImportError, ImproperlyConfigured):
         return False
     return isinstance(cls, type) and any(_qualified(c) == _STORAGE_CLASS for c in cls.__mro__)
 
@@ -406,6 +407,18 @@ def _scrubber(values: set[str]) -> Callable[[str], str]:
 
 # --- step 2: the storage backend ---------------------------------------------------------
 
+# What creating a storage from a broken STORAGES entry raises: Django's own errors, a
+# missing BACKEND (KeyError), an entry that is not a dict (AttributeError), options the
+# backend does not take (TypeError).
+_CREATE_ERRORS: Final = (
+    ImproperlyConfigured,
+    ImportError,
+    KeyError,
+    AttributeError,
+    TypeError,
+    ValueError,
+)
+
 
 def _backend(context: _Context, step: _Step) -> None:
     from django.core.files.storage import default_storage, storages
@@ -414,7 +427,7 @@ def _backend(context: _Context, step: _Step) -> None:
     storage: Storage | None = None
     try:
         storage = storages[context.alias]
-    except (ImproperlyConfigured, ImportError, KeyError, TypeError, ValueError) as error:
+    except _CREATE_ERRORS as error:
         step.add(key, f"cannot be created: {type(error).__name__}")
         step.fail(f"{key} cannot be created: {error}")
     else:
@@ -422,7 +435,7 @@ def _backend(context: _Context, step: _Step) -> None:
 
     try:
         default_class = _qualified(type(_lazy_target(default_storage)))
-    except (ImproperlyConfigured, ImportError, KeyError, TypeError, ValueError) as error:
+    except _CREATE_ERRORS as error:
         step.add("default_storage", f"cannot be created: {type(error).__name__}")
     else:
         step.add("default_storage", default_class)
@@ -781,7 +794,8 @@ def stream_supports(stream: object, text: str) -> bool:
 
 
 def stream_wants_colour(stream: object, environ: Mapping[str, str] | None = None) -> bool:
-    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    """Colour only on a terminal that shows it, and never when ``NO_COLOR`` is set
+    (https://no-color.org)."""
     import os
 
     environ = os.environ if environ is None else environ
@@ -789,9 +803,15 @@ def stream_wants_colour(stream: object, environ: Mapping[str, str] | None = None
         return False
     isatty = getattr(stream, "isatty", None)
     try:
-        return bool(isatty()) if callable(isatty) else False
+        terminal = bool(isatty()) if callable(isatty) else False
     except (ValueError, OSError):  # a closed or detached stream
         return False
+    if terminal and sys.platform == "win32":
+        # A legacy Windows console prints escape codes as text; Django knows which do not.
+        from django.core.management.color import supports_color
+
+        return supports_color()
+    return terminal
 
 
 def unicode_marks() -> Sequence[str]:
