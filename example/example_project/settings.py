@@ -98,5 +98,10 @@ LOGGING = {
             "handlers": ["console"],
             "level": os.environ.get("EXAMPLE_IMAGEKIT_LOG_LEVEL", "INFO"),
         },
+        # The upload view's own stages: bytes read, optimised, refused.
+        "gallery": {
+            "handlers": ["console"],
+            "level": os.environ.get("EXAMPLE_IMAGEKIT_LOG_LEVEL", "INFO"),
+        },
     },
 }

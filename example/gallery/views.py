@@ -43,11 +43,18 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         uploaded = form.cleaned_data["photo"]
         data = uploaded.read()  # the one read of the upload
+        logger.info("read %d bytes of %r", len(data), uploaded.name)
         try:
             variants = optimize_image_variants(data, VARIANTS)
         except InvalidImageError as error:
+            logger.info("refused %r: %s", uploaded.name, error)
             form.add_error("photo", f"This is not an image we can use: {error}")
         else:
+            logger.info(
+                "optimised %r: %s",
+                uploaded.name,
+                ", ".join(f"{k} {v.width}x{v.height} {v.size} bytes" for k, v in variants.items()),
+            )
             photo = _save_photo(request, form.cleaned_data["title"], uploaded.name, variants)
             if photo is not None:
                 messages.success(request, f"Uploaded {photo}.")
