@@ -21,6 +21,7 @@ from django.core.management import CommandError, call_command
 from django_imagekit_storage.diagnose import (
     DIAGNOSTICS_FOLDER,
     STEPS,
+    encodable,
     render_text,
     run_diagnose,
     stream_supports,
@@ -429,6 +430,15 @@ def test_colour_on_a_terminal_unless_no_color(configured, monkeypatch):
     terminal = FakeTerminal()
     call_command("imagekit_diagnose", "--skip-upload", "--no-color", stdout=terminal)
     assert "\x1b[" not in terminal.getvalue()
+
+
+def test_characters_the_stream_cannot_encode_never_raise(configured):
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    _, status, _ = diagnose("--skip-upload", "--storage", "fotos-\u00fc\u2603", stdout=stream)
+    stream.flush()
+    assert status == 1
+    assert b"fotos-\\xfc\\u2603" in stream.buffer.getvalue()
+    assert encodable("a\u2713\u00e9", stream) == "a\\u2713\u00e9"
 
 
 def test_stream_helpers():

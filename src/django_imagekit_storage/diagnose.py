@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import secrets
 import sys
 import time
@@ -46,9 +47,13 @@ __all__ = [
     "DiagnoseReport",
     "Status",
     "StepResult",
+    "encodable",
     "render_text",
     "report_to_dict",
     "run_diagnose",
+    "stream_supports",
+    "stream_wants_colour",
+    "unicode_marks",
 ]
 
 Status = Literal["passed", "failed", "skipped"]
@@ -161,7 +166,6 @@ def run_diagnose(
     alias: str = "default",
     *,
     skip_upload: bool = False,
-    environ: Mapping[str, str] | None = None,
     http_timeout: float = _HTTP_TIMEOUT,
 ) -> DiagnoseReport:
     """Run every step against the storage ``STORAGES[alias]`` and return the report.
@@ -170,11 +174,10 @@ def run_diagnose(
     the optimiser always run; the round trip needs an ``ImageKitStorage`` from the backend
     step. It never raises for a failing step; the failure is in the report.
     """
-    import os
-
     from django_imagekit_storage import __version__
 
-    context = _Context(alias=alias, environ=os.environ if environ is None else environ)
+    # The same environment the storage reads its fallbacks from.
+    context = _Context(alias=alias, environ=os.environ)
     _collect_secrets(context)
     runners: dict[str, Callable[[_Context, _Step], None]] = {
         "configuration": _configuration,
@@ -781,6 +784,18 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", errors="backslashreplace").decode("ascii")
 
 
+def encodable(text: str, stream: object) -> str:
+    """``text`` with what ``stream``'s encoding cannot encode written as escapes, so that
+    writing it can never raise ``UnicodeEncodeError``."""
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:
+        return text
+    try:
+        return text.encode(encoding, errors="backslashreplace").decode(encoding)
+    except LookupError:
+        return _ascii(text)
+
+
 def stream_supports(stream: object, text: str) -> bool:
     """Whether ``stream``'s encoding can encode ``text`` (no encoding: a text buffer)."""
     encoding = getattr(stream, "encoding", None)
@@ -796,8 +811,6 @@ def stream_supports(stream: object, text: str) -> bool:
 def stream_wants_colour(stream: object, environ: Mapping[str, str] | None = None) -> bool:
     """Colour only on a terminal that shows it, and never when ``NO_COLOR`` is set
     (https://no-color.org)."""
-    import os
-
     environ = os.environ if environ is None else environ
     if environ.get("NO_COLOR"):
         return False

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_imagekit_storage.diagnose import (
+    encodable,
     render_text,
     report_to_dict,
     run_diagnose,
@@ -60,10 +61,8 @@ class Command(BaseCommand):
                 options["force_color"] or stream_wants_colour(stream, os.environ)
             )
             unicode = stream_supports(stream, "".join(unicode_marks()))
-            # The report is complete text: no style_func may wrap it a second time.
-            self.stdout.write(
-                render_text(report, unicode=unicode, colour=colour), style_func=None, ending=""
-            )
+            text = encodable(render_text(report, unicode=unicode, colour=colour), stream)
+            self.stdout.write(text, ending="")
         if not report.ok:
             failed = ", ".join(step.title for step in report.failed_steps)
             raise CommandError(
