@@ -241,6 +241,38 @@ def test_missing_key_fails_configuration_backend_and_checks(settings):
     assert got["checks"] == "failed"
 
 
+def run_from_argv(*args: str) -> tuple[int, str, str]:
+    """The command as manage.py runs it (system checks first, SystemExit on error)."""
+    from django_imagekit_storage.management.commands.imagekit_diagnose import Command
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        Command(stdout=out, stderr=err).run_from_argv(["manage.py", "imagekit_diagnose", *args])
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_a_check_error_does_not_stop_the_command(settings):
+    # manage.py runs the system checks before most commands; a check error (here a
+    # missing private key) must be reported by the checks step, not abort the command.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": BACKEND, "OPTIONS": {"url_endpoint": "https://ik.imagekit.io/x"}},
+    }
+    status, out, err = run_from_argv("--skip-upload")
+    assert status == 1
+    assert "System checks" in out
+    assert "SystemCheckError" not in err
+    assert err.startswith("CommandError: ")
+
+
+def test_exit_status_zero_as_manage_py_runs_it(configured):
+    status, out, err = run_from_argv("--skip-upload")
+    assert (status, err) == (0, "")
+    assert "Result: 4 passed, 0 failed, 1 skipped" in out
+
+
 def test_unknown_alias(configured):
     document = json.loads(diagnose("--json", "--storage", "nope")[0])
     assert document["alias"] == "nope"
