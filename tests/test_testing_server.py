@@ -330,6 +330,30 @@ def test_malformed_multipart_is_a_400(imagekit_server: FakeImageKitServer, body:
     assert "Malformed multipart" in json.loads(answer)["message"]
 
 
+def test_multipart_preamble_is_skipped_and_a_missing_opening_boundary_refused(
+    imagekit_server: FakeImageKitServer,
+) -> None:
+    body, content_type = multipart({"fileName": "p.txt", "useUniqueFileName": "false"}, ("p", b"p"))
+    status, _, answer = raw(
+        imagekit_server,
+        "POST",
+        "/api/v1/files/upload",
+        b"preamble to ignore\r\n" + body,
+        {"Content-Type": content_type},
+    )
+    assert status == 200, answer
+    assert imagekit_server.files["/p.txt"].data == b"p"
+    status, _, answer = raw(
+        imagekit_server,
+        "POST",
+        "/api/v1/files/upload",
+        b"no boundary here",
+        {"Content-Type": content_type},
+    )
+    assert status == 400
+    assert "opening boundary" in json.loads(answer)["message"]
+
+
 def test_malformed_chunked_framing_is_a_400(imagekit_server: FakeImageKitServer) -> None:
     status, headers, answer = raw(
         imagekit_server,
@@ -382,6 +406,17 @@ def test_details_returns_the_file_object(
     assert details.custom_metadata == {"k": "v"}
     assert details.is_private_file is False
     assert details.url == imagekit_server.url_endpoint + "/media/d.txt"
+
+
+def test_stored_times_equal_what_the_api_reports(
+    client: ImageKit, imagekit_server: FakeImageKitServer
+) -> None:
+    # The API has millisecond precision; so do the stored times.
+    result = client.files.upload(file=b"x", file_name="t.txt")
+    stored = imagekit_server.files[result.file_path or ""]
+    assert stored.created_at.microsecond % 1000 == 0
+    details = client.files.get(stored.file_id)
+    assert (details.created_at, details.updated_at) == (stored.created_at, stored.updated_at)
 
 
 def test_details_of_a_missing_file_is_a_404(client: ImageKit) -> None:
@@ -525,6 +560,7 @@ def test_search_query_within_a_path_and_type_parameter_ignored(
         ('name = "a" OR name = "b"', "joined by AND"),
         ("name = a.jpg", "Invalid searchQuery"),
         ('name = "a" AND', "Invalid searchQuery"),
+        ('type = "files"', "type is file, file-version, folder or all"),
     ],
 )
 def test_unsupported_search_query_is_a_400(client: ImageKit, query: str, message: str) -> None:
@@ -775,7 +811,7 @@ def test_request_log_and_count(client: ImageKit, imagekit_server: FakeImageKitSe
     assert imagekit_server.count(method="get") == 1
     assert imagekit_server.count("list", "POST") == 0
     with pytest.raises(ValueError, match="Unknown route"):
-        imagekit_server.count("uploads")
+        imagekit_server.count("uploads")  # type: ignore[arg-type]
     imagekit_server.clear_requests()
     assert imagekit_server.requests == []
     assert len(imagekit_server.files) == 1

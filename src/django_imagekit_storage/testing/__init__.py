@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ROUTES", "FakeImageKitServer", "RecordedRequest", "StoredFile"]
+__all__ = ["ROUTES", "FakeImageKitServer", "RecordedRequest", "Route", "StoredFile"]
 
 if TYPE_CHECKING:
     from django_imagekit_storage.testing.server import (
         ROUTES,
         FakeImageKitServer,
         RecordedRequest,
+        Route,
         StoredFile,
     )
 

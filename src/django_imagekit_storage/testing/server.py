@@ -21,6 +21,7 @@ import secrets
 import socket
 import string
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -35,12 +36,13 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["ROUTES", "FakeImageKitServer", "RecordedRequest", "StoredFile"]
+__all__ = ["ROUTES", "FakeImageKitServer", "RecordedRequest", "Route", "StoredFile"]
 
 logger = logging.getLogger("django_imagekit_storage.testing")
 
 #: Route names for ``fail``/``drop``/``stall``/``trickle`` and ``count``.
 ROUTES: Final = ("upload", "details", "delete", "bulk_delete", "list", "purge", "delivery")
+#: The type of a route name.
 Route = Literal["upload", "details", "delete", "bulk_delete", "list", "purge", "delivery"]
 
 HELP: Final = "For support kindly contact us at support@imagekit.io ."
@@ -100,7 +102,12 @@ _SORTS: Final = MappingProxyType(
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return _to_millisecond(datetime.now(timezone.utc))
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    # The API reports milliseconds: stored times equal what a client parses back.
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _iso(moment: datetime) -> str:
@@ -332,17 +339,29 @@ def _parse_multipart(content_type: str, body: bytes) -> list[_Part]:
     boundary = params.get("boundary", "")
     if kind != "multipart/form-data" or not boundary:
         raise _BadRequestError("The upload must be sent as multipart/form-data with a boundary.")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    chunks = (b"\r\n" + body).split(delimiter)
-    if len(chunks) < 2 or not chunks[-1].startswith(b"--"):
-        raise _BadRequestError("Malformed multipart body: the closing boundary is missing.")
-    parts = []
-    for chunk in chunks[1:-1]:
-        head, separator, data = chunk.partition(b"\r\n\r\n")
-        if not separator or not head.startswith(b"\r\n"):
+    marker = b"--" + boundary.encode("latin-1")
+    delimiter = b"\r\n" + marker
+    # Offsets rather than split(): a large upload is copied once, into its part.
+    if body.startswith(marker):
+        position = len(marker)
+    else:  # a preamble
+        found = body.find(delimiter)
+        if found < 0:
+            raise _BadRequestError("Malformed multipart body: the opening boundary is missing.")
+        position = found + len(delimiter)
+    parts: list[_Part] = []
+    while not body.startswith(b"--", position):
+        header_end = body.find(b"\r\n\r\n", position)
+        if not body.startswith(b"\r\n", position) or header_end < 0:
+            raise _BadRequestError("Malformed multipart body: a part has no header block.")
+        next_delimiter = body.find(delimiter, header_end + 4)
+        if next_delimiter < 0:
+            raise _BadRequestError("Malformed multipart body: the closing boundary is missing.")
+        head = body[position + 2 : header_end]
+        if body.find(delimiter, position, header_end) >= 0:
             raise _BadRequestError("Malformed multipart body: a part has no header block.")
         headers: dict[str, str] = {}
-        for line in head[2:].split(b"\r\n"):
+        for line in head.split(b"\r\n"):
             key, colon, value = line.decode("utf-8", "replace").partition(":")
             if not colon:
                 raise _BadRequestError("Malformed multipart body: a part header has no ':'.")
@@ -357,9 +376,10 @@ def _parse_multipart(content_type: str, body: bytes) -> list[_Part]:
                 name=disposition_params["name"],
                 filename=disposition_params.get("filename"),
                 content_type=headers.get("content-type"),
-                data=data,
+                data=body[header_end + 4 : next_delimiter],
             )
         )
+        position = next_delimiter + len(delimiter)
     return parts
 
 
@@ -440,6 +460,10 @@ def _parse_search(query: str) -> list[_Clause]:
                 f"name, path and type fields, not {match.group('field')!r}."
             )
         value = re.sub(r"\\(.)", r"\1", match.group("value")[1:-1])
+        if name == "type" and value not in {"file", "file-version", "folder", "all"}:
+            raise _BadRequestError(
+                f"Invalid searchQuery {query!r}: type is file, file-version, folder or all."
+            )
         clauses.append(_Clause(name, match.group("op"), value))  # type: ignore[arg-type]
         position = match.end()
         if position == len(query):
@@ -468,6 +492,9 @@ def _int_param(query: Mapping[str, list[str]], name: str, default: int) -> int:
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeImageKit/1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, every answer on a
+    # kept-alive connection waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     # Idle keep-alive connections end eventually even if a client never closes them.
     timeout = 30
     server: _HTTPServer
@@ -539,6 +566,8 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: FakeImageKitServer) -> None:
         self.owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -562,9 +591,18 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away (a timeout, a dropped pool) is normal here.
         # socketserver calls this inside its except block.
-        logger.debug("request from %s ended with an error", client_address, exc_info=True)  # noqa: LOG014
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            # A client that went away (its timeout, a closed pool) is normal here.
+            logger.debug("connection from %s ended: %r", client_address, error)
+        else:
+            logger.error(
+                "The stand-in ImageKit server failed on a request from %s; the connection was "
+                "closed without an answer.",
+                client_address,
+                exc_info=True,  # noqa: LOG014
+            )
 
 
 class FakeImageKitServer:
@@ -689,7 +727,7 @@ class FakeImageKitServer:
         with self._lock:
             return list(self._purges)
 
-    def count(self, route: str | None = None, method: str | None = None) -> int:
+    def count(self, route: Route | None = None, method: str | None = None) -> int:
         """How many requests arrived (for ``route`` and/or ``method``, if given)."""
         if route is not None and route not in ROUTES:
             raise ValueError(f"Unknown route {route!r}: choose one of {', '.join(ROUTES)}.")
@@ -743,7 +781,7 @@ class FakeImageKitServer:
                 is_private=is_private,
                 tags=tuple(tags),
                 custom_metadata=dict(custom_metadata or {}),
-                now=created.astimezone(timezone.utc),
+                now=_to_millisecond(created.astimezone(timezone.utc)),
             )
 
     # Fault injection
@@ -758,7 +796,7 @@ class FakeImageKitServer:
 
     def fail(
         self,
-        route: str,
+        route: Route,
         status: int = 500,
         *,
         times: int = 1,
@@ -783,7 +821,7 @@ class FakeImageKitServer:
             ),
         )
 
-    def drop(self, route: str, *, times: int = 1, after_processing: bool = False) -> None:
+    def drop(self, route: Route, *, times: int = 1, after_processing: bool = False) -> None:
         """Close the connection of the next ``times`` requests to ``route`` without answering.
 
         With ``after_processing`` the request takes effect first (an upload is stored, a file
@@ -791,7 +829,7 @@ class FakeImageKitServer:
         self._add_fault(route, _Fault("drop", times, after_processing=after_processing))
 
     def stall(
-        self, route: str, seconds: float, *, times: int = 1, after_processing: bool = False
+        self, route: Route, seconds: float, *, times: int = 1, after_processing: bool = False
     ) -> None:
         """Wait ``seconds`` before handling the next ``times`` requests to ``route``
         (with ``after_processing``: handle them, then wait before answering).
@@ -804,7 +842,7 @@ class FakeImageKitServer:
             route, _Fault("stall", times, seconds=seconds, after_processing=after_processing)
         )
 
-    def trickle(self, route: str, bytes_per_second: int, *, times: int = 1) -> None:
+    def trickle(self, route: Route, bytes_per_second: int, *, times: int = 1) -> None:
         """Send the answers of the next ``times`` requests to ``route`` at ``bytes_per_second``."""
         if bytes_per_second < 1:
             raise ValueError("bytes_per_second must be at least 1.")
@@ -1257,7 +1295,7 @@ class FakeImageKitServer:
         with self._lock:
             files = list(self._files.values())
             folders = list(self._folders.values())
-        items: list[tuple[str, str, str, object, dict[str, object]]] = []
+        items: list[tuple[str, str, str, Any, _Folder | StoredFile]] = []
         if kind in {"all", "folder"}:
             for entry in folders:
                 name = entry.path.rstrip("/").rpartition("/")[2]
@@ -1268,7 +1306,7 @@ class FakeImageKitServer:
                     if key in {"CREATED", "UPDATED"}
                     else 0
                 )
-                items.append(("folder", name, entry.path, value, self._folder_json(entry)))
+                items.append(("folder", name, entry.path, value, entry))
         if kind in {"all", "file"}:
             for stored in files:
                 if file_type == "image" and not stored.is_image:
@@ -1276,9 +1314,7 @@ class FakeImageKitServer:
                 if file_type == "non-image" and stored.is_image:
                     continue
                 attribute = getattr(stored, _SORTS[key])
-                items.append(
-                    ("file", stored.name, stored.file_path, attribute or 0, self._file_json(stored))
-                )
+                items.append(("file", stored.name, stored.file_path, attribute or 0, stored))
         selected = [
             item
             for item in items
@@ -1286,7 +1322,15 @@ class FakeImageKitServer:
             and all(_matches(clause, item[0], item[1], item[2]) for clause in clauses)
         ]
         selected.sort(key=lambda item: (item[3], item[2]), reverse=direction == "DESC")
-        return _json(200, [item[4] for item in selected[skip : skip + limit]])
+        # JSON for the page only: listing a large library page by page stays cheap.
+        page = [item[4] for item in selected[skip : skip + limit]]
+        return _json(
+            200,
+            [
+                self._folder_json(entry) if isinstance(entry, _Folder) else self._file_json(entry)
+                for entry in page
+            ],
+        )
 
     # Delivery
 
