@@ -532,10 +532,7 @@ def _checks(context: _Context, step: _Step) -> None:
 
 def _images(context: _Context, step: _Step) -> None:
     try:
-        from django_imagekit_storage.images import (  # type: ignore[import-not-found, unused-ignore]
-            ImageSpec,
-            optimize_image_variants,
-        )
+        from django_imagekit_storage.images import ImageSpec, optimize_image_variants
     except ImportError as error:
         raise _FailStepError(f"The image optimiser cannot be imported: {error}") from error
 
