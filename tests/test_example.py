@@ -15,10 +15,6 @@ from django.core.files.uploadedfile import InMemoryUploadedFile, SimpleUploadedF
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.management import call_command
 
-# Until the stand-in server, the storage and the optimiser are all on this branch.
-for _module in ("testing", "storage", "images"):
-    pytest.importorskip(f"django_imagekit_storage.{_module}")
-
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "example"
 
 
