@@ -456,7 +456,7 @@ def _backend(context: _Context, step: _Step) -> None:
                     value = "ImageKit's cloud"
                 elif attribute == "location" and not value:
                     value = "(root of the media library)"
-                step.add(attribute, _safe_url(value) if attribute.endswith("url") else value)
+                step.add(attribute, _safe_url(value) if "url" in attribute else value)
         return
     where = _where_files_go(storage)
     options = _options_of(_storages_config(context.alias))
