@@ -7,6 +7,7 @@ media goes through the real ImageKitStorage to the stand-in server.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -158,3 +159,46 @@ def test_a_failed_upload_leaves_nothing_behind(example_site, client, settings):
 def test_gallery_and_upload_pages_render_empty(example_site, client):
     assert "No photos yet" in client.get("/").content.decode()
     assert 'type="file"' in client.get("/upload/").content.decode()
+
+
+def test_the_stand_in_starts_once_and_processes_started_from_here_reuse_it(monkeypatch):
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        from example_project import standin
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+    exported = (
+        "IMAGEKIT_PRIVATE_KEY",
+        "IMAGEKIT_URL_ENDPOINT",
+        "IMAGEKIT_BASE_URL",
+        standin.STANDIN_MARKER,
+        standin.DATABASE_VARIABLE,
+    )
+    for name in exported:
+        # Empty counts as unset; monkeypatch removes what the stand-in exports afterwards.
+        monkeypatch.setenv(name, "")
+
+    server = standin.use_standin_unless_configured(quiet=True)
+    assert server is not None
+    try:
+        assert os.environ["IMAGEKIT_BASE_URL"] == server.base_url
+        assert os.environ["IMAGEKIT_URL_ENDPOINT"] == server.url_endpoint
+        assert os.environ["IMAGEKIT_PRIVATE_KEY"] == server.private_key
+        assert os.environ["IMAGEKIT_PRIVATE_KEY"].startswith("private_")
+        assert standin.on_standin()
+        # runserver's autoreloader child inherits these variables: it starts no second server.
+        assert standin.use_standin_unless_configured(quiet=True) is None
+    finally:
+        server.stop()
+
+
+def test_with_imagekit_variables_the_stand_in_is_not_started(monkeypatch):
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        from example_project import standin
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+    monkeypatch.setenv("IMAGEKIT_PRIVATE_KEY", "private_from_the_account")
+    monkeypatch.delenv(standin.STANDIN_MARKER, raising=False)
+    assert standin.use_standin_unless_configured(quiet=True) is None
+    assert not standin.on_standin()
