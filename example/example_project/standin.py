@@ -18,6 +18,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def use_standin_unless_configured(*, quiet: bool = False) -> FakeImageKitServer 
             "IMAGEKIT_URL_ENDPOINT": server.url_endpoint,
             "IMAGEKIT_BASE_URL": server.base_url,
             STANDIN_MARKER: "1",
-            DATABASE_VARIABLE: os.path.join(scratch, "db.sqlite3"),  # noqa: PTH118
+            DATABASE_VARIABLE: str(Path(scratch) / "db.sqlite3"),
         }
     )
     if not quiet:
