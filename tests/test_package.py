@@ -113,3 +113,28 @@ def test_deprecation_warnings_fail_the_tests() -> None:
         warnings.warn("old API", DeprecationWarning, stacklevel=1)
     with pytest.raises(PendingDeprecationWarning):
         warnings.warn("soon", PendingDeprecationWarning, stacklevel=1)
+
+
+def test_tox_passes_no_account_variables() -> None:
+    # tox gives the tests a minimal environment; a pass_env pattern matching these would let
+    # a developer's real account reach them (tests/conftest.py also clears them).
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    tox_ini = Path(__file__).parents[1] / "tox.ini"
+    if not tox_ini.is_file():
+        pytest.skip("tox.ini is not next to the tests (an installed test run)")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(tox_ini)
+    patterns = [
+        pattern.strip()
+        for section in parser.sections()
+        for line in parser.get(section, "pass_env", fallback="").splitlines()
+        for pattern in line.split(",")
+        if pattern.strip()
+    ]
+    assert patterns, "tox.ini should list what it passes"
+    for variable in ("IMAGEKIT_PRIVATE_KEY", "IMAGE_KIT_BASE_URL", "OPTIONAL_IMAGEKIT_IGNORES_THIS"):
+        leaking = [p for p in patterns if fnmatch.fnmatchcase(variable, p.upper())]
+        assert not leaking, f"tox.ini passes {variable} through {leaking}"
