@@ -746,7 +746,9 @@ class TestNeverRaises:
         for config in (
             storages(ours(timeout="abc", base_url="http://10.0.0.1"), staticfiles=ours()),
             storages({"BACKEND": OURS, "OPTIONS": [1]}, broken=OURS),
-            storages(ours(private_key=PRIVATE, privat_key="x", url_endpoint="http://cdn.example/x")),
+            storages(
+                ours(private_key=PRIVATE, privat_key="x", url_endpoint="http://cdn.example/x")
+            ),
         ):
             settings.STORAGES = config
             assert run(deploy=True)

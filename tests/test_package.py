@@ -66,7 +66,6 @@ def test_app_config_label() -> None:
     assert config.name == "django_imagekit_storage"
 
 
-
 def test_the_wheel_holds_the_package_only() -> None:
     # tox installs the built wheel: its RECORD lists exactly what the wheel shipped.
     distribution = metadata.distribution("django-imagekit-storage")
@@ -135,6 +134,10 @@ def test_tox_passes_no_account_variables() -> None:
         if pattern.strip()
     ]
     assert patterns, "tox.ini should list what it passes"
-    for variable in ("IMAGEKIT_PRIVATE_KEY", "IMAGE_KIT_BASE_URL", "OPTIONAL_IMAGEKIT_IGNORES_THIS"):
+    for variable in (
+        "IMAGEKIT_PRIVATE_KEY",
+        "IMAGE_KIT_BASE_URL",
+        "OPTIONAL_IMAGEKIT_IGNORES_THIS",
+    ):
         leaking = [p for p in patterns if fnmatch.fnmatchcase(variable, p.upper())]
         assert not leaking, f"tox.ini passes {variable} through {leaking}"
