@@ -881,3 +881,20 @@ def test_no_proxy_hosts_go_direct(
     assert made.find("direct/x.txt") is None
     made.close()
     assert imagekit.count("list") == 1
+
+
+def test_a_full_page_with_garbage_entries_still_pages_on() -> None:
+    # ImageKit pages by entries sent: a page of 1000 is full even if some are unusable.
+    def entry(index: int) -> dict[str, object]:
+        return {"type": "file", "fileId": f"id{index}", "filePath": f"/p/f{index}.txt"}
+
+    pages = {0: [*(entry(index) for index in range(999)), None], 1000: [entry(1000)]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages.get(int(request.url.params["skip"]), []))
+
+    made = crafted(httpx.Response(200, json={}))
+    made._transport_override = httpx.MockTransport(answer)
+    listed = [remote.path for remote in made.list_files("p", recursive=False)]
+    assert len(listed) == 1000
+    assert listed[-1] == "p/f1000.txt"

@@ -985,7 +985,9 @@ class ImageKitClient:
         skip = 0
         while True:
 
-            def attempt(attempt: _Attempt, skip: int = skip) -> list[Mapping[str, object]]:
+            def attempt(
+                attempt: _Attempt, skip: int = skip
+            ) -> tuple[list[Mapping[str, object]], int]:
                 raw = sdk.assets.with_raw_response.list(
                     skip=skip, limit=PAGE_SIZE, timeout=self._timeout_for(attempt), **query
                 )
@@ -1002,11 +1004,12 @@ class ImageKitClient:
                         name,
                         len(data) - len(items),
                     )
-                return items
+                return items, len(data)
 
-            page = self._run(operation, name, self.settings.timeout, attempt)
+            page, sent = self._run(operation, name, self.settings.timeout, attempt)
             yield page
-            if len(page) < PAGE_SIZE:
+            # Entries sent, not entries kept: a full page with a skipped one is still full.
+            if sent < PAGE_SIZE:
                 return
             skip += PAGE_SIZE
 
