@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -274,6 +276,20 @@ def test_close_then_reuse(client: ImageKitClient, imagekit: FakeImageKitServer) 
     client.close()
     client.close()
     assert client.find("c/one.txt") is not None
+
+
+def test_a_client_dropped_without_close_closes_its_connections(
+    imagekit: FakeImageKitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Django drops cached storages without closing them (a STORAGES override ending): their
+    # kept-alive sockets must not be left to the garbage collector (a ResourceWarning each).
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    made = ImageKitClient(make_settings(imagekit))
+    assert made.find("a/b.txt") is None
+    del made
+    gc.collect()
+    assert [u.exc_value for u in unraisable] == []
 
 
 def test_repr_has_no_key(client: ImageKitClient) -> None:

@@ -32,6 +32,7 @@ import random
 import threading
 import time
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -524,6 +525,9 @@ class ImageKitClient:
         self._lock = threading.Lock()
         self._sdk: imagekitio.ImageKit | None = None
         self._http: httpx.Client | None = None
+        # Closes the connection pool if this client is dropped unclosed (Django forgets
+        # cached storages without closing them): no socket is left to the GC.
+        self._finalizer: weakref.finalize[[], ImageKitClient] | None = None
 
     def __repr__(self) -> str:
         return f"<ImageKitClient base_url={self.settings.base_url or _CLOUD_API!r}>"
@@ -549,6 +553,7 @@ class ImageKitClient:
                     follow_redirects=True,
                 )
                 self._sdk = self._make_sdk(self._http)
+                self._finalizer = weakref.finalize(self, self._http.close)
             return self._sdk, self._http
 
     def _make_sdk(self, http: httpx.Client) -> imagekitio.ImageKit:
@@ -576,6 +581,9 @@ class ImageKitClient:
         """Release the connections. A later call creates a new SDK client."""
         with self._lock:
             sdk, self._sdk, self._http = self._sdk, None, None
+            finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
         if sdk is not None:
             sdk.close()
 
