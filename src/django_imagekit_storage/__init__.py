@@ -13,26 +13,38 @@ __version__ = "0.1.0.dev0"
 
 # Public name -> module that defines it.
 _EXPORTS = {
+    "FileInfo": "storage",
     "ImageKitAuthenticationError": "exceptions",
     "ImageKitConnectionError": "exceptions",
     "ImageKitFileExistsError": "exceptions",
     "ImageKitResponseError": "exceptions",
+    "ImageKitStorage": "storage",
     "ImageKitStorageError": "exceptions",
     "ImageKitTimeoutError": "exceptions",
+    "ImageSpec": "images",
     "InvalidImageError": "exceptions",
     "MaxBytesError": "exceptions",
+    "OptimizedImage": "images",
+    "optimize_image_from_bytes": "images",
+    "optimize_image_variants": "images",
 }
 
 __all__ = [
+    "FileInfo",
     "ImageKitAuthenticationError",
     "ImageKitConnectionError",
     "ImageKitFileExistsError",
     "ImageKitResponseError",
+    "ImageKitStorage",
     "ImageKitStorageError",
     "ImageKitTimeoutError",
+    "ImageSpec",
     "InvalidImageError",
     "MaxBytesError",
+    "OptimizedImage",
     "__version__",
+    "optimize_image_from_bytes",
+    "optimize_image_variants",
 ]
 
 if TYPE_CHECKING:
@@ -46,6 +58,13 @@ if TYPE_CHECKING:
         InvalidImageError,
         MaxBytesError,
     )
+    from django_imagekit_storage.images import (
+        ImageSpec,
+        OptimizedImage,
+        optimize_image_from_bytes,
+        optimize_image_variants,
+    )
+    from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 
 
 def __getattr__(name: str) -> Any:
