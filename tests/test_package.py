@@ -96,7 +96,7 @@ def test_every_module_imports_without_settings_or_warnings() -> None:
     )
     env = {"PATH": "", "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
-        [sys.executable, "-I", "-W", "error", "-X", "dev", "-c", code],
+        [sys.executable, "-I", "-W", "error", "-c", code],
         capture_output=True,
         text=True,
         env=env,
