@@ -914,3 +914,36 @@ def test_a_full_page_with_garbage_entries_still_pages_on() -> None:
     listed = [remote.path for remote in made.list_files("p", recursive=False)]
     assert len(listed) == 1000
     assert listed[-1] == "p/f1000.txt"
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        pytest.param(
+            {"status_code": 200, "headers": {"Content-Encoding": "gzip"}, "body": b"not gzip"},
+            "cannot be decoded",
+            id="bad-gzip",
+        ),
+        pytest.param(
+            {"status_code": 302, "headers": {"Location": "https://ik.imagekit.io/demo/a.bin"}},
+            "redirects",
+            id="redirect-loop",
+        ),
+    ],
+)
+def test_unusable_delivery_answers_are_response_errors(
+    answer: dict[str, Any], problem: str
+) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        # A stream: httpx decodes content= eagerly, here.
+        body = httpx.ByteStream(answer.get("body", b""))
+        return httpx.Response(answer["status_code"], headers=answer["headers"], stream=body)
+
+    settings = resolve_options(
+        {"private_key": KEY, "url_endpoint": "https://ik.imagekit.io/demo"}, environ={}
+    )
+    made = ImageKitClient(settings, _transport=httpx.MockTransport(respond))
+    with pytest.raises(ImageKitResponseError, match=problem) as caught:
+        made.download("https://ik.imagekit.io/demo/a.bin", io.BytesIO(), path="a.bin")
+    made.close()
+    assert (caught.value.operation, caught.value.name) == ("download", "a.bin")

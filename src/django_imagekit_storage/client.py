@@ -1126,16 +1126,26 @@ class ImageKitClient:
                 into.seek(start)
                 into.truncate()
             written = 0
-            # No Authorization header: delivery URLs are public or signed.
-            with http.stream("GET", url, timeout=self._timeout_for(attempt)) as response:
-                if response.status_code == 404:
-                    raise FileNotFoundError(f"No file at {path!r} on ImageKit (HTTP 404).")
-                if response.status_code >= 400:
-                    response.read()
-                    raise _HTTPStatusError(response)
-                for chunk in response.iter_bytes():
-                    into.write(chunk)
-                    written += len(chunk)
+            try:
+                # No Authorization header: delivery URLs are public or signed.
+                with http.stream("GET", url, timeout=self._timeout_for(attempt)) as response:
+                    if response.status_code == 404:
+                        raise FileNotFoundError(f"No file at {path!r} on ImageKit (HTTP 404).")
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _HTTPStatusError(response)
+                    for chunk in response.iter_bytes():
+                        into.write(chunk)
+                        written += len(chunk)
+            # Answers no retry can fix; the SDK maps such errors itself for API calls.
+            except httpx.DecodingError as error:
+                raise self._response_error(
+                    "download", path, f"the delivered bytes cannot be decoded ({error})"
+                ) from error
+            except httpx.TooManyRedirects as error:
+                raise self._response_error(
+                    "download", path, "the delivery URL redirects too many times"
+                ) from error
             return written
 
         def can_retry() -> bool:
