@@ -126,6 +126,14 @@ def test_round_trip_details(configured):
     assert "clean-up" not in round_trip  # nothing was left to clean up
 
 
+def test_backend_step_shows_the_storage_settings_as_they_are(configured, settings):
+    settings.IMAGEKIT_PRIVATE_FILES = True
+    backend = details(json.loads(diagnose("--json")[0]), "backend")
+    assert backend["private_files"] == "True"
+    assert backend["signed_urls"] == "True"  # not "not a string but bool"
+    assert backend["url_endpoint"] == configured.url_endpoint
+
+
 def test_configuration_shows_keys_as_prefix_and_source_only(configured):
     document = json.loads(diagnose("--json")[0])
     config = details(document, "configuration")

@@ -73,6 +73,8 @@ STEPS: Final = (
 
 _STORAGE_CLASS: Final = "django_imagekit_storage.storage.ImageKitStorage"
 _CONNECTION_OPTIONS: Final = ("private_key", "public_key", "url_endpoint", "base_url")
+# Settings shown with any user:password part masked.
+_URL_SETTINGS: Final = ("url_endpoint", "base_url")
 _CHECK_PREFIX: Final = "django_imagekit_storage."
 #: Seconds the round trip waits for the delivery URL to answer.
 _HTTP_TIMEOUT: Final = 10.0
@@ -456,7 +458,7 @@ def _backend(context: _Context, step: _Step) -> None:
                     value = "ImageKit's cloud"
                 elif attribute == "location" and not value:
                     value = "(root of the media library)"
-                step.add(attribute, _safe_url(value) if "url" in attribute else value)
+                step.add(attribute, _safe_url(value) if attribute in _URL_SETTINGS else value)
         return
     where = _where_files_go(storage)
     options = _options_of(_storages_config(context.alias))
