@@ -639,12 +639,33 @@ def test_open_is_lazy(storage: ImageKitStorage, server: FakeImageKitServer) -> N
     assert server.count() == 1
 
 
-def test_open_missing_and_write_modes(storage: ImageKitStorage) -> None:
+def test_open_missing_and_write_modes(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
     with pytest.raises(FileNotFoundError):
         storage.open("missing.txt")
-    for mode in ("wb", "ab", "rb+", "r", "w"):
-        with pytest.raises(ValueError, match="rb"):
+    server.clear_requests()
+    for mode in ("wb", "ab", "rb+", "r+", "w", "x", "rbt", ""):
+        with pytest.raises(ValueError, match=r"reading only.*storage\.save"):
             storage.open("missing.txt", mode)
+    assert server.count() == 0
+
+
+def test_open_in_text_mode(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    # As FileSystemStorage: mode "r" reads str (UTF-8 here), newlines translated.
+    name = storage.save("notes.txt", ContentFile("line één\r\nline two\n".encode()))
+    server.clear_requests()
+    with storage.open(name, "r") as handle:
+        assert handle.mode == "r"
+        assert handle.size == len("line één\r\nline two\n".encode())
+        assert handle.read() == "line één\nline two\n"
+        assert list(handle) == ["line één\n", "line two\n"]
+        assert "".join(handle.chunks()) == "line één\nline two\n"
+        # Reopened in binary mode, the same download reads bytes.
+        handle.open("rb")
+        assert handle.read() == "line één\r\nline two\n".encode()
+        handle.open("rt")
+        assert handle.readline() == "line één\n"
+    assert routes(server) == ["delivery"]
+    assert handle.closed
 
 
 def test_open_deleted_meanwhile(storage: ImageKitStorage, server: FakeImageKitServer) -> None:

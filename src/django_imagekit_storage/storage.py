@@ -177,39 +177,57 @@ def _unique_name(name: str, max_length: int | None) -> str:
 
 class ImageKitFile(File):  # type: ignore[type-arg]
     """A stored file, downloaded from its delivery URL on first read into a spooled
-    temporary file (memory up to ``SPOOL_MAX_BYTES``, disk beyond)."""
+    temporary file (memory up to ``SPOOL_MAX_BYTES``, disk beyond).
 
-    def __init__(self, name: str, storage: ImageKitStorage, info: FileInfo | None) -> None:
+    Mode ``"rb"`` reads bytes; ``"r"`` reads text decoded as UTF-8 with universal
+    newlines, as ``FileSystemStorage`` does with ``open(path, "r")``."""
+
+    def __init__(
+        self, name: str, storage: ImageKitStorage, info: FileInfo | None, mode: str = "rb"
+    ) -> None:
         # File.__init__ would touch self.file; set the fields directly.
         self.name = name
         self._path = name
-        self.mode = "rb"
+        self.mode = _check_mode(mode)
         self._storage = storage
         self._info = info
         self._spool: IO[bytes] | None = None
+        self._text: io.TextIOWrapper | None = None
         self._closed = False
 
-    def _get_file(self) -> IO[bytes]:
+    def _get_file(self) -> IO[Any]:
         if self._spool is None:
             if self._closed:
                 raise ValueError(f"I/O operation on closed file {self.name!r}.")
             self._spool = self._storage._download(self._path, self._info)
-        return self._spool
+        if "b" in self.mode:
+            return self._spool
+        if self._text is None:
+            self._text = io.TextIOWrapper(self._spool, encoding="utf-8")  # type: ignore[arg-type]
+        return self._text
 
     def _set_file(self, value: IO[bytes] | None) -> None:
+        self._drop_text()
         self._spool = value
 
     file = property(_get_file, _set_file)
 
+    def _drop_text(self) -> None:
+        # Detached, the text layer leaves the downloaded bytes open for another mode.
+        if self._text is not None:
+            text, self._text = self._text, None
+            text.detach()
+
     @property
     def size(self) -> int:
-        # Known from the metadata without downloading.
+        """In bytes, whatever the mode; known from the metadata without downloading."""
         if self._spool is None and self._info is not None and self._info.size is not None:
             return self._info.size
-        spool = self._get_file()
-        position = spool.tell()
-        size = spool.seek(0, os.SEEK_END)
-        spool.seek(position)
+        self._get_file()
+        assert self._spool is not None
+        position = self._spool.tell()
+        size = self._spool.seek(0, os.SEEK_END)
+        self._spool.seek(position)
         return size
 
     @property
@@ -217,7 +235,9 @@ class ImageKitFile(File):  # type: ignore[type-arg]
         return self._closed
 
     def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> ImageKitFile:
-        _check_mode(mode or self.mode)
+        mode = _check_mode(mode or self.mode)
+        self._drop_text()
+        self.mode = mode
         self._closed = False
         if self._spool is not None:
             self._spool.seek(0)
@@ -225,6 +245,7 @@ class ImageKitFile(File):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self._closed = True
+        self._drop_text()
         if self._spool is not None:
             spool, self._spool = self._spool, None
             spool.close()
@@ -236,8 +257,15 @@ class ImageKitFile(File):  # type: ignore[type-arg]
 class _Spool(tempfile.SpooledTemporaryFile[bytes]):
     """Memory up to ``max_size``, then a temporary file."""
 
-    # Python 3.10's has no seekable(); the client asks it before retrying a download.
+    # Python 3.10's has no seekable(), readable() or writable(): the client asks the
+    # first before retrying a download, io.TextIOWrapper (mode "r") asks all three.
     def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
         return True
 
     def __del__(self) -> None:
@@ -250,12 +278,17 @@ class _Spool(tempfile.SpooledTemporaryFile[bytes]):
             parent()
 
 
-def _check_mode(mode: str) -> None:
-    if set(mode) - {"r", "b"} or "r" not in mode or "b" not in mode:
+_READ_MODES: Final = frozenset({"rb", "br", "r", "rt", "tr"})
+
+
+def _check_mode(mode: str) -> str:
+    """``mode`` if it reads (binary or text); ``ValueError`` with what to do otherwise."""
+    if mode not in _READ_MODES:
         raise ValueError(
-            f"ImageKitStorage opens files for binary reading only ('rb'), not {mode!r}. "
-            "Write new content with storage.save(name, content)."
+            f"ImageKitStorage opens files for reading only ('rb' for bytes, 'r' for "
+            f"UTF-8 text), not {mode!r}. Write new content with storage.save(name, content)."
         )
+    return mode
 
 
 # --- content -------------------------------------------------------------------------
@@ -531,7 +564,7 @@ class ImageKitStorage(Storage):
         info = self.stat(name)
         if info is None:
             raise FileNotFoundError(f"No file named {name!r} in ImageKit.")
-        return ImageKitFile(name, self, info)
+        return ImageKitFile(name, self, info, mode)
 
     def _save(self, name: str, content: File[Any]) -> str:
         name = _clean_file_name(name)
