@@ -329,6 +329,15 @@ def test_save_without_a_name_uses_the_content_name(storage: ImageKitStorage) -> 
     assert UNIQUE.sub("", name) == "given.txt"
 
 
+@pytest.mark.parametrize("content", [ContentFile(b"abc"), io.BytesIO(b"abc")])
+def test_save_without_any_name_says_what_to_do(
+    storage: ImageKitStorage, server: FakeImageKitServer, content: Any
+) -> None:
+    with pytest.raises(ValueError, match=r"needs a name.*name=\.\.\."):
+        storage.save(None, content)
+    assert server.count() == 0
+
+
 def test_default_mode_costs_one_upload_and_no_search(
     storage: ImageKitStorage, server: FakeImageKitServer
 ) -> None:
@@ -1037,12 +1046,13 @@ def test_hook_values_are_validated(server: FakeImageKitServer) -> None:
     assert server.count() == 0
 
 
+@pytest.mark.parametrize("content", [ContentFile(b""), io.BytesIO(b"")])
 def test_empty_content_in_exact_mode_makes_no_search(
-    exact_storage: ImageKitStorage, server: FakeImageKitServer
+    exact_storage: ImageKitStorage, server: FakeImageKitServer, content: Any
 ) -> None:
     server.clear_requests()
     with pytest.raises(ValueError, match="empty"):
-        exact_storage.save("empty.txt", ContentFile(b""))
+        exact_storage.save("empty.txt", content)
     assert server.count() == 0
 
 

@@ -546,9 +546,18 @@ class ImageKitStorage(Storage):
                 f"save() needs a File or a file object, not {type(content).__name__}: wrap "
                 "the data in django.core.files.base.ContentFile(data, name=...)."
             )
-        if hasattr(content, "chunks"):
-            # Before Django's save() picks a name (a search, in the exact mode).
-            _check_content(content, name)
+        if name is None:
+            name = getattr(content, "name", None)
+            if name is None:
+                # Django would fail later with a bare TypeError about NoneType.
+                raise ValueError(
+                    "save() needs a name: pass one, or give the content one "
+                    "(ContentFile(data, name=...), File(fileobj, name=...))."
+                )
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        # Before Django's save() picks a name (a search, in the exact mode).
+        _check_content(content, name)
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
