@@ -622,6 +622,42 @@ def test_unicode_names_and_urls(storage: ImageKitStorage, server: FakeImageKitSe
     assert server.files == {}
 
 
+URL_NAMES = [
+    "photo_Ab3dE9xQz.jpg",
+    "фото/été 文件.txt",
+    "a b&c=d?.txt",
+    "hash#tag.jpg",
+    "already%20encoded.jpg",
+    "plus+sign.jpg",
+    "dir/~tilde;semi@at.png",
+    "q'uote\"s.png",
+]
+
+
+@pytest.mark.parametrize("name", URL_NAMES)
+@pytest.mark.parametrize("transformation", [None, [{"width": 300, "height": 200}]])
+def test_urls_equal_the_sdk_helper(
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    name: str,
+    transformation: list[dict[str, object]] | None,
+) -> None:
+    from imagekitio import ImageKit
+
+    sdk = ImageKit(private_key=server.private_key, password="", base_url=server.base_url)
+    try:
+        for location in ("", "media/uploads"):
+            storage = make_storage(location=location)
+            src = f"{location}/{name}" if location else name
+            expected = sdk.helper.build_url(
+                src=src, url_endpoint=server.url_endpoint, transformation=transformation
+            )
+            assert storage.url(name, transformation=transformation) == expected
+    finally:
+        sdk.close()
+    assert server.count() == 0
+
+
 def test_special_characters_become_underscores(
     exact_storage: ImageKitStorage, server: FakeImageKitServer
 ) -> None:
