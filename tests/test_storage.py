@@ -713,6 +713,18 @@ def test_open_in_text_mode(storage: ImageKitStorage, server: FakeImageKitServer)
     assert handle.closed
 
 
+@pytest.mark.parametrize("mode", ["rb", "r"])
+def test_copy_an_opened_file(
+    storage: ImageKitStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    data = "héllo\nworld".encode()
+    name = storage.save("original.txt", ContentFile(data))
+    with storage.open(name, mode) as handle:
+        copy = storage.save("copy.txt", handle)
+        assert not handle.closed
+    assert server.files[f"/media/{copy}"].data == data
+
+
 def test_open_deleted_meanwhile(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
     name = storage.save("gone.txt", ContentFile(b"x"))
     handle = storage.open(name)
