@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
+from typing import Any
 
 import django
 import pytest
-from django.core.exceptions import FieldError
+from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -134,3 +135,26 @@ def test_content_without_a_name_is_not_uploaded(imagekit_settings: FakeImageKitS
         assert not Document.objects.get(pk=document.pk).file
     assert server.count() == 0
     assert server.files == {}
+
+
+def test_a_migration_recreates_the_storage_from_settings(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a migration file holds is evaluated when migrations load: without the keys it
+    # can only work where the settings (or the environment) provide them.
+    from django.db.migrations.writer import MigrationWriter
+
+    monkeypatch.delenv("IMAGEKIT_PRIVATE_KEY", raising=False)
+    storage = ImageKitStorage(
+        private_key="private_SENTINEL", url_endpoint="https://ik.imagekit.io/demo"
+    )
+    text, imports = MigrationWriter.serialize(storage)
+    namespace: dict[str, Any] = {}
+    exec("\n".join(imports), namespace)  # noqa: S102 - Django's own serialised output
+    settings.IMAGEKIT_PRIVATE_KEY = "private_from_settings"
+    recreated = eval(text, namespace)  # noqa: S307
+    assert recreated.settings.private_key == "private_from_settings"
+    assert recreated.settings.url_endpoint == "https://ik.imagekit.io/demo"
+    settings.IMAGEKIT_PRIVATE_KEY = None
+    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_PRIVATE_KEY"):
+        eval(text, namespace)  # noqa: S307
