@@ -203,7 +203,7 @@ class ImageKitFile(File):  # type: ignore[type-arg]
         if "b" in self.mode:
             return self._spool
         if self._text is None:
-            self._text = io.TextIOWrapper(self._spool, encoding="utf-8")  # type: ignore[arg-type]
+            self._text = io.TextIOWrapper(self._spool, encoding="utf-8")
         return self._text
 
     def _set_file(self, value: IO[bytes] | None) -> None:
