@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -930,6 +931,39 @@ def test_one_storage_shared_by_threads(
         thread.join()
     assert len(set(names)) == 20
     assert len(server.files) == 20
+
+
+def test_one_client_however_many_threads_ask_first(
+    make_storage: MakeStorage, server: FakeImageKitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_imagekit_storage.client import ImageKitClient
+
+    created: list[ImageKitClient] = []
+    original = ImageKitClient.__init__
+
+    def slow_init(self: ImageKitClient, *args: Any, **kwargs: Any) -> None:
+        # Widens the window in which an unguarded lazy property would make several.
+        time.sleep(0.05)
+        created.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageKitClient, "__init__", slow_init)
+    storage = make_storage(location="media")
+    barrier = threading.Barrier(8)
+    answers: list[bool] = []
+
+    def work() -> None:
+        barrier.wait()
+        answers.append(storage.exists("nothing.txt"))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [False] * 8
+    assert len(created) == 1
+    assert server.count("list") == 8
 
 
 def test_download_survives_transient_faults(
