@@ -390,6 +390,29 @@ def test_signed_urls(make_storage: MakeStorage, server: FakeImageKitServer) -> N
     assert server.count() == 0
 
 
+@pytest.mark.parametrize("transformation", [None, [{"width": 300}]])
+def test_url_expire_signs_a_public_storage_url(
+    storage: ImageKitStorage,
+    server: FakeImageKitServer,
+    transformation: list[dict[str, object]] | None,
+) -> None:
+    import httpx
+
+    server.add_file("/media/dir/private file.txt", b"for your eyes", is_private=True)
+    unsigned = storage.url("dir/private file.txt", transformation=transformation)
+    signed = storage.url("dir/private file.txt", transformation=transformation, expire=60)
+    assert "ik-s=" not in unsigned
+    expiry = int(re.search(r"ik-t=(\d+)", signed).group(1))  # type: ignore[union-attr]
+    assert expiry >= datetime.now(tz=timezone.utc).timestamp() + 60 - 1
+    assert server.count() == 0
+    # The stand-in server checks the signature as ImageKit does.
+    assert httpx.get(unsigned).status_code in {401, 403}
+    answer = httpx.get(signed)
+    assert answer.status_code == 200
+    assert answer.content == b"for your eyes"
+    assert httpx.get(signed.replace("ik-s=", "ik-s=0")).status_code in {401, 403}
+
+
 def test_url_refuses_empty_names(storage: ImageKitStorage) -> None:
     with pytest.raises(ValueError, match="name"):
         storage.url("")
