@@ -325,6 +325,32 @@ def test_save_open_exists_delete_round_trip(
     assert server.files == {}
 
 
+@pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
+def test_pathlib_names_in_every_method(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    # As Django's test_file_methods_pathlib_path, in each naming mode.
+    options = {
+        "default": {},
+        "overwrite": {"file_overwrite": True},
+        "exact": {"use_unique_file_name": False},
+    }[mode]
+    storage = make_storage(location="media", **options)
+    assert not storage.exists(Path("dir/test.file"))
+    name = storage.save(Path("dir/test.file"), ContentFile(b"custom contents"))
+    path = Path(name)
+    assert storage.exists(path)
+    assert storage.size(path) == 15
+    assert storage.url(path) == f"{server.url_endpoint}/media/{name}"
+    assert storage.get_modified_time(path) >= storage.get_created_time(path)
+    with storage.open(path) as handle:
+        assert handle.read() == b"custom contents"
+    assert storage.listdir(Path("dir")) == ([], [path.name])
+    assert [info.name for info in storage.iter_files(Path("dir"))] == [name]
+    storage.delete(path)
+    assert server.files == {}
+
+
 def test_save_without_a_name_uses_the_content_name(storage: ImageKitStorage) -> None:
     name = storage.save(None, ContentFile(b"abc", name="given.txt"))
     assert UNIQUE.sub("", name) == "given.txt"
@@ -655,6 +681,8 @@ URL_NAMES = [
     "plus+sign.jpg",
     "dir/~tilde;semi@at.png",
     "q'uote\"s.png",
+    # Django's own url() test name.
+    "~!*()'@#$%^&*abc`+ =.file",
 ]
 
 
