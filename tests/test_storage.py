@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1015,6 +1017,42 @@ def test_one_client_however_many_threads_ask_first(
     assert answers == [False] * 8
     assert len(created) == 1
     assert server.count("list") == 8
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_makes_its_own_client(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    # gunicorn --preload, Celery prefork: a storage used before the fork must not share
+    # its pooled connections with the children.
+    name = storage.save("parent.txt", ContentFile(b"parent bytes"))
+    parent_client = storage._client_instance
+    assert parent_client is not None
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking with threads (the stand-in server's).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            inherited = storage._client_instance is not None
+            with storage.open(name) as handle:
+                data = handle.read()
+            fresh = storage._client_instance is not parent_client
+            os.write(write_end, repr((inherited, data, fresh)).encode())
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, repr(error).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    assert answer == repr((False, b"parent bytes", True))
+    # The parent keeps its own client, still working.
+    assert storage._client_instance is parent_client
+    with storage.open(name) as handle:
+        assert handle.read() == b"parent bytes"
 
 
 def test_download_survives_transient_faults(

@@ -25,6 +25,7 @@ import string
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -366,6 +367,10 @@ class _MetadataCache:
         with self._lock:
             self._data.clear()
 
+    def after_fork(self) -> None:
+        # A thread of the parent may have held the lock at the fork: it is never released.
+        self._lock = threading.Lock()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
@@ -409,6 +414,7 @@ class ImageKitStorage(Storage):
         self._client_instance: ImageKitClient | None = None
         self._client_lock = threading.Lock()
         self._cache = _MetadataCache()
+        _LIVE_STORAGES.add(self)
 
     def __repr__(self) -> str:
         location = f" location={self.settings.location!r}" if self.settings.location else ""
@@ -436,6 +442,14 @@ class ImageKitStorage(Storage):
         if client is not None:
             client.close()
         self._cache.clear()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's client and connections are not ours to use
+        (two processes on one socket mix their answers) nor to close (closing TLS would
+        end the parent's session); the next call makes a new client."""
+        self._client_instance = None
+        self._client_lock = threading.Lock()
+        self._cache.after_fork()
 
     def _full_path(self, name: str) -> str:
         location = self.settings.location
@@ -786,6 +800,20 @@ class ImageKitStorage(Storage):
                 expire_seconds=settings.url_expire if expire is None else expire,
             )
         return build_url(settings.url_endpoint, path, transformation=transformation)
+
+
+# Storages alive in this process, so that a forked child (gunicorn --preload, Celery
+# prefork, multiprocessing) starts with its own connections.
+_LIVE_STORAGES: Final[weakref.WeakSet[ImageKitStorage]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_LIVE_STORAGES):
+        storage._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _strip_suffix(name: str) -> str:
