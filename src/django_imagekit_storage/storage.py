@@ -444,9 +444,9 @@ class ImageKitStorage(Storage):
         self._cache.clear()
 
     def _after_fork(self) -> None:
-        """In a forked child: the parent's client and connections are not ours to use
-        (two processes on one socket mix their answers) nor to close (closing TLS would
-        end the parent's session); the next call makes a new client."""
+        """In a forked child: the parent's pooled connections are not ours to use (two
+        processes on one socket mix their answers), so the next call makes a new client.
+        New locks too: a thread of the parent may have held one at the fork."""
         self._client_instance = None
         self._client_lock = threading.Lock()
         self._cache.after_fork()
