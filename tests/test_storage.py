@@ -29,8 +29,10 @@ from django.utils import timezone as django_timezone
 import django_imagekit_storage
 from django_imagekit_storage.exceptions import (
     ImageKitAuthenticationError,
+    ImageKitConnectionError,
     ImageKitFileExistsError,
     ImageKitStorageError,
+    ImageKitTimeoutError,
 )
 from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
@@ -862,6 +864,46 @@ def test_api_errors_carry_the_details(
     assert caught.value.status_code in {401, 403}
     assert "SENTINEL" not in str(caught.value)
     assert server.files == {}
+
+
+STORAGE_CALLS: dict[str, Callable[[ImageKitStorage], object]] = {
+    "upload": lambda storage: storage.save("a.txt", ContentFile(b"x")),
+    "exists": lambda storage: storage.exists("a.txt"),
+    "size": lambda storage: storage.size("a.txt"),
+    "delete": lambda storage: storage.delete("a.txt"),
+    "listdir": lambda storage: storage.listdir("dir"),
+}
+
+
+@pytest.mark.parametrize("call", list(STORAGE_CALLS))
+def test_unreachable_imagekit_is_a_connection_error(call: str) -> None:
+    storage = ImageKitStorage(
+        private_key=SECRET,
+        url_endpoint="https://ik.example/x",
+        base_url="http://127.0.0.1:9",  # nothing listens there
+        max_retries=0,
+    )
+    try:
+        with pytest.raises(ImageKitConnectionError) as caught:
+            STORAGE_CALLS[call](storage)
+    finally:
+        storage.close()
+    assert caught.value.operation
+    assert "SENTINEL" not in str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["upload", "exists"])
+def test_a_stalled_imagekit_is_a_timeout_within_the_deadline(
+    make_storage: MakeStorage, server: FakeImageKitServer, call: str
+) -> None:
+    storage = make_storage(timeout=0.3, upload_timeout=0.3)
+    server.stall("upload" if call == "upload" else "list", 2)
+    started = time.monotonic()
+    with pytest.raises(ImageKitTimeoutError) as caught:
+        STORAGE_CALLS[call](storage)
+    assert time.monotonic() - started < 1.5
+    # The name tried (in the unique mode, with its suffix).
+    assert UNIQUE.sub("", caught.value.name or "") == "a.txt"
 
 
 def test_persistent_failure_reports_nothing_saved(
