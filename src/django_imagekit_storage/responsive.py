@@ -215,7 +215,10 @@ def _with_width(steps: list[dict[str, object]], width: int) -> list[dict[str, ob
             first["height"] = max(1, round(old_height * width / old_width))
         else:
             del first["height"]  # the original's aspect ratio drives the height
-    first["width"] = width
+    if "width" in first:
+        first["width"] = width
+    else:
+        first = {"width": width, **first}  # width first reads best: ?tr=w-640,q-80
     return [first, *steps[1:]]
 
 
@@ -302,12 +305,18 @@ def _srcset(
         if widths is not None and widths != "":
             parse_widths(widths)  # a mistake fails on every storage, not only in production
         return ""
-    parts = []
-    for width in _candidates(steps, source, widths):
-        # A space would end the URL inside srcset: ImageKit reads %20 the same.
-        url = _url(source, _with_width(steps, width), expire).replace(" ", "%20")
-        parts.append(f"{url} {width}w")
-    return ", ".join(parts)
+    return _join_srcset(_candidate_urls(source, steps, _candidates(steps, source, widths), expire))
+
+
+def _candidate_urls(
+    source: _Source, steps: list[dict[str, object]], widths: tuple[int, ...], expire: int | None
+) -> dict[int, str]:
+    return {width: _url(source, _with_width(steps, width), expire) for width in widths}
+
+
+def _join_srcset(urls: Mapping[int, str]) -> str:
+    # A space would end the URL inside srcset: ImageKit reads %20 the same.
+    return ", ".join(f"{url.replace(' ', '%20')} {width}w" for width, url in urls.items())
 
 
 def srcset(
@@ -356,24 +365,25 @@ def _image_data(
 ) -> ImageData:
     first = steps[0] if steps else {}
     requested = _positive_int(first.get("width"))
-    if source.imagekit:
-        candidates = _candidates(steps, source, widths)
-        src_width = requested or max(candidates)
-        src_steps = steps if requested else _with_width(steps, src_width)
-        width, height = _output_size(src_steps[0], source, src_width)
-        srcset_value = _srcset(source, steps, candidates, expire)
-        if sizes is None:
-            sizes = f"{width}px" if requested and width else "100vw"
-    else:
+    if not source.imagekit:
         if widths is not None and widths != "":
             parse_widths(widths)  # a mistake fails on every storage, not only in production
-        src_steps = []
         width, height = _output_size(first, source, requested)
-        srcset_value, sizes = "", ""
+        url = _url(source, [], expire)
+        return {"url": url, "srcset": "", "sizes": "", "width": width, "height": height}
+    urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
+    src_width = requested or max(urls)
+    src_steps = steps if requested else _with_width(steps, src_width)
+    width, height = _output_size(src_steps[0], source, src_width)
+    # The src is usually one of the candidates: reuse its URL (and its signature).
+    same = src_width in urls and (not requested or str(first.get("width")) == str(requested))
+    url = urls[src_width] if same else _url(source, src_steps, expire)
+    if sizes is None:
+        sizes = f"{width}px" if requested and width else "100vw"
     return {
-        "url": _url(source, src_steps, expire),
-        "srcset": srcset_value,
-        "sizes": sizes or "",
+        "url": url,
+        "srcset": _join_srcset(urls),
+        "sizes": sizes,
         "width": width,
         "height": height,
     }
