@@ -158,3 +158,15 @@ def test_img_html_refuses_bad_attribute_names(name) -> None:
     data = responsive.image_data("a.jpg")
     with pytest.raises(ValueError, match="not an HTML attribute name"):
         responsive.img_html(data, {name: "x"})
+
+
+def test_height_alone_keeps_the_aspect_ratio_on_fallback() -> None:
+    data = responsive.image_data(photo().image, transformation={"h": 300, "w": None})
+    assert (data["width"], data["height"]) == (400, 300)
+    unknown = responsive.image_data(Photo(plain="a.jpg").plain, transformation={"h": 300})
+    assert (unknown["width"], unknown["height"]) == (None, 300)
+
+
+def test_aspect_ratio_transformation_gives_the_height() -> None:
+    data = responsive.image_data(photo().image, transformation={"w": 400, "ar": "16-9"})
+    assert (data["width"], data["height"]) == (400, 225)

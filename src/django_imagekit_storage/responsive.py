@@ -253,6 +253,26 @@ def parse_widths(widths: object) -> tuple[int, ...]:
     return tuple(sorted(parsed))
 
 
+def _derive_width(steps: list[dict[str, object]], source: _Source) -> list[dict[str, object]]:
+    """A height without a width gets the width that keeps the aspect ratio, when known."""
+    if not steps or "height" not in steps[0] or _positive_int(steps[0].get("width")):
+        return steps
+    height = _positive_int(steps[0]["height"])
+    ratio = _aspect(steps[0], source)
+    if height is None or ratio is None:
+        return steps
+    rest = {key: value for key, value in steps[0].items() if key != "width"}
+    return [{"width": max(1, round(height / ratio)), **rest}, *steps[1:]]
+
+
+def _height_only(steps: list[dict[str, object]]) -> bool:
+    # A fixed height whose width cannot be known: one URL, no width candidates.
+    return bool(steps) and (
+        _positive_int(steps[0].get("height")) is not None
+        and _positive_int(steps[0].get("width")) is None
+    )
+
+
 def _candidates(steps: list[dict[str, object]], source: _Source, widths: object) -> tuple[int, ...]:
     requested = _positive_int(steps[0].get("width")) if steps else None
     if widths is not None and widths != "":
@@ -301,9 +321,10 @@ def image_url(
 def _srcset(
     source: _Source, steps: list[dict[str, object]], widths: object, expire: int | None
 ) -> str:
-    if not source.imagekit:
-        if widths is not None and widths != "":
-            parse_widths(widths)  # a mistake fails on every storage, not only in production
+    if widths is not None and widths != "":
+        parse_widths(widths)  # a mistake fails on every storage, not only in production
+    steps = _derive_width(steps, source)
+    if not source.imagekit or _height_only(steps):
         return ""
     return _join_srcset(_candidate_urls(source, steps, _candidates(steps, source, widths), expire))
 
@@ -363,13 +384,14 @@ def _image_data(
     sizes: str | None,
     expire: int | None,
 ) -> ImageData:
+    if widths is not None and widths != "":
+        parse_widths(widths)  # a mistake fails on every storage, not only in production
+    steps = _derive_width(steps, source)
     first = steps[0] if steps else {}
     requested = _positive_int(first.get("width"))
-    if not source.imagekit:
-        if widths is not None and widths != "":
-            parse_widths(widths)  # a mistake fails on every storage, not only in production
+    if not source.imagekit or _height_only(steps):
         width, height = _output_size(first, source, requested)
-        url = _url(source, [], expire)
+        url = _url(source, steps if source.imagekit else [], expire)
         return {"url": url, "srcset": "", "sizes": "", "width": width, "height": height}
     urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
     src_width = requested or max(urls)
