@@ -314,3 +314,64 @@ def test_every_option_is_documented_with_its_fallbacks() -> None:
         cells = [cell.strip(" `") for cell in rows[name].split("|")[1:-1]]
         assert cells[1] == (option.setting or "-"), name
         assert cells[2] == (option.setting if option.env else "-"), name
+
+
+class TestCrashPaths:
+    """Values that used to escape the parsers as bare ValueError/OverflowError."""
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("url_endpoint", "https://[not-an-ipv6"),
+            ("url_endpoint", "https://ik.imagekit.io:abc/demo"),
+            ("base_url", "http://127.0.0.1:99999"),
+            ("max_retries", float("nan")),
+            ("max_retries", "inf"),
+            ("url_expire", float("inf")),
+            pytest.param("timeout", 10**400, id="timeout-huge-int"),
+            pytest.param("max_retries", 10**400, id="max_retries-huge-int"),
+        ],
+    )
+    def test_refused_with_improperly_configured(self, name: str, value: object) -> None:
+        with pytest.raises(ImproperlyConfigured, match=f"'{name}'"):
+            resolve(**{**REQUIRED, name: value})
+
+    def test_a_key_in_the_wrong_option_is_not_shown(self) -> None:
+        with pytest.raises(ImproperlyConfigured) as info:
+            resolve(private_key="k", url_endpoint=SENTINEL_KEY)
+        assert SENTINEL_KEY not in str(info.value)
+        assert "looks like an API key" in str(info.value)
+
+    def test_a_password_in_a_refused_url_is_not_shown(self) -> None:
+        with pytest.raises(ImproperlyConfigured) as info:
+            resolve(private_key="k", url_endpoint="https://user:hunter2@ik.example/x?a=1")
+        assert "hunter2" not in str(info.value)
+        assert "https://***@ik.example/x?a=1" in str(info.value)
+
+
+class TestValidateValue:
+    def test_returns_the_parsed_value(self) -> None:
+        found = find_value("timeout", {"timeout": "2.5"}, environ={})
+        assert conf.validate_value("timeout", found) == 2.5
+
+    def test_returns_defaults_unparsed(self) -> None:
+        found = find_value("private_key", {}, environ={})
+        assert conf.validate_value("private_key", found) is conf.REQUIRED
+
+    def test_never_raises_for_a_refused_value(self) -> None:
+        with override_settings(IMAGEKIT_TIMEOUT=-1):
+            found = find_value("timeout", {}, environ={})
+        invalid = conf.validate_value("timeout", found)
+        assert isinstance(invalid, conf.InvalidOptionValue)
+        assert (invalid.name, invalid.source, invalid.origin_name) == (
+            "timeout",
+            "setting",
+            "IMAGEKIT_TIMEOUT",
+        )
+        assert "IMAGEKIT_TIMEOUT setting must be a positive number" in invalid.message
+
+    def test_never_shows_a_key(self) -> None:
+        found = find_value("private_key", {"private_key": [SENTINEL_KEY]}, environ={})
+        invalid = conf.validate_value("private_key", found)
+        assert isinstance(invalid, conf.InvalidOptionValue)
+        assert SENTINEL_KEY not in invalid.message

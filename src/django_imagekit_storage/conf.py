@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,14 +28,17 @@ __all__ = [
     "OPTIONS",
     "SETTING_PREFIX",
     "FoundValue",
+    "InvalidOptionValue",
     "Option",
     "StorageSettings",
     "closest_option",
     "find_value",
     "is_loopback_host",
+    "looks_like_key",
     "reset_storages_on_setting_change",
     "resolve_options",
     "unknown_options",
+    "validate_value",
 ]
 
 SETTING_PREFIX: Final = "IMAGEKIT_"
@@ -83,8 +88,28 @@ class Option:
 
 
 def _fail(origin: str, expected: str, value: object, hint: str = "") -> ImproperlyConfigured:
-    message = f"{origin} must be {expected}, got {value!r}."
+    message = f"{origin} must be {expected}, got {_shown(value)!r}."
     return ImproperlyConfigured(f"{message} {hint}".strip())
+
+
+def looks_like_key(value: object) -> bool:
+    """Whether ``value`` has the shape of an ImageKit API key (``private_...``/``public_...``)."""
+    return isinstance(value, str) and value.strip().startswith(("private_", "public_"))
+
+
+def _shown(value: object) -> object:
+    # A key pasted into the wrong option (say url_endpoint) must not end up in a message,
+    # nor the password of a URL.
+    if looks_like_key(value):
+        return _Hidden("a value that looks like an API key")
+    if isinstance(value, str) and "@" in value:
+        return re.sub(r"(?<=://)[^/?#@]*@", "***@", value)
+    return value
+
+
+class _Hidden(str):
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _secret(value: object, origin: str) -> str:
@@ -107,7 +132,12 @@ def _http_url(value: object, origin: str) -> str:
     if not isinstance(value, str):
         raise _fail(origin, "a URL string", value)
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        # "https://[bad" or "https://host:abc" would otherwise escape as a bare ValueError.
+        raise _fail(origin, "an absolute http(s) URL", value) from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise _fail(
             origin,
@@ -160,13 +190,14 @@ def _optional_bool(value: object, origin: str) -> bool | None:
 def _number(value: object, origin: str) -> float:
     if isinstance(value, bool):
         raise _fail(origin, "a number", value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
             return float(value.strip())
-        except ValueError:
-            pass
+    except (ValueError, OverflowError):
+        # OverflowError: an int too large for a float (10**400).
+        pass
     raise _fail(origin, "a number", value)
 
 
@@ -179,7 +210,8 @@ def _positive_seconds(value: object, origin: str) -> float:
 
 def _whole(value: object, origin: str, minimum: int) -> int:
     number = _number(value, origin)
-    if number != int(number) or number < minimum:
+    # int() of nan or inf raises; they are simply not whole numbers.
+    if not math.isfinite(number) or number != int(number) or number < minimum:
         raise _fail(origin, f"a whole number of at least {minimum}", value)
     return int(number)
 
@@ -393,6 +425,29 @@ def find_value(
         if option.env and _given(environ.get(option.setting)):
             return FoundValue(environ[option.setting], "environment", option.setting)
     return FoundValue(option.default, "default")
+
+
+@dataclass(frozen=True)
+class InvalidOptionValue:
+    """A value the storage would refuse, found without raising (for the checks)."""
+
+    name: str
+    source: Source
+    origin_name: str | None
+    #: What is wrong and where the value came from; never a key's value.
+    message: str
+
+
+def validate_value(name: str, found: FoundValue) -> object:
+    """Parse a value found by ``find_value`` exactly as the storage would. Returns the
+    parsed value, or an ``InvalidOptionValue`` when the storage would refuse it; never
+    raises. Defaults (``REQUIRED`` included) are returned as they are."""
+    if found.source == "default":
+        return found.value
+    try:
+        return OPTIONS[name].parse(found.value, _describe(found, name))
+    except ImproperlyConfigured as error:
+        return InvalidOptionValue(name, found.source, found.origin_name, str(error))
 
 
 def closest_option(name: str) -> str | None:
