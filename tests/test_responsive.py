@@ -170,3 +170,9 @@ def test_height_alone_keeps_the_aspect_ratio_on_fallback() -> None:
 def test_aspect_ratio_transformation_gives_the_height() -> None:
     data = responsive.image_data(photo().image, transformation={"w": 400, "ar": "16-9"})
     assert (data["width"], data["height"]) == (400, 225)
+
+
+@pytest.mark.parametrize("width", [0.5, "iw_div_2", "auto"])
+def test_relative_or_computed_width_gives_no_size(width) -> None:
+    data = responsive.image_data(photo().image, transformation={"w": width})
+    assert (data["width"], data["height"]) == (None, None)

@@ -125,6 +125,7 @@ class _Source:
 
 
 def _positive_int(value: object) -> int | None:
+    """A pixel count (``400``, ``"400"``, ``400.0``); None for anything else (``0.5``, ``"auto"``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
@@ -265,12 +266,17 @@ def _derive_width(steps: list[dict[str, object]], source: _Source) -> list[dict[
     return [{"width": max(1, round(height / ratio)), **rest}, *steps[1:]]
 
 
-def _height_only(steps: list[dict[str, object]]) -> bool:
-    # A fixed height whose width cannot be known: one URL, no width candidates.
-    return bool(steps) and (
-        _positive_int(steps[0].get("height")) is not None
-        and _positive_int(steps[0].get("width")) is None
-    )
+def _given(step: Mapping[str, object], key: str) -> bool:
+    return step.get(key) not in (None, "")
+
+
+def _fixed(steps: list[dict[str, object]]) -> bool:
+    """A size no width candidate may replace: a relative or computed width (``0.5``,
+    ``"iw_div_2"``), or a height whose width cannot be known. One URL, no ``srcset``."""
+    first = steps[0] if steps else {}
+    if _given(first, "width"):
+        return _positive_int(first["width"]) is None
+    return _given(first, "height")
 
 
 def _candidates(steps: list[dict[str, object]], source: _Source, widths: object) -> tuple[int, ...]:
@@ -324,7 +330,7 @@ def _srcset(
     if widths is not None and widths != "":
         parse_widths(widths)  # a mistake fails on every storage, not only in production
     steps = _derive_width(steps, source)
-    if not source.imagekit or _height_only(steps):
+    if not source.imagekit or _fixed(steps):
         return ""
     return _join_srcset(_candidate_urls(source, steps, _candidates(steps, source, widths), expire))
 
@@ -389,8 +395,11 @@ def _image_data(
     steps = _derive_width(steps, source)
     first = steps[0] if steps else {}
     requested = _positive_int(first.get("width"))
-    if not source.imagekit or _height_only(steps):
-        width, height = _output_size(first, source, requested)
+    if not source.imagekit or _fixed(steps):
+        if _given(first, "width") and requested is None:
+            width = height = None  # relative or computed: only ImageKit knows
+        else:
+            width, height = _output_size(first, source, requested)
         url = _url(source, steps if source.imagekit else [], expire)
         return {"url": url, "srcset": "", "sizes": "", "width": width, "height": height}
     urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
