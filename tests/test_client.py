@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -372,20 +372,30 @@ def test_lost_upload_answer_leaves_exactly_one_file(
     assert imagekit.count("list") == (0 if overwrite else 1)
 
 
+@pytest.mark.parametrize(
+    ("theirs", "age"),
+    [
+        pytest.param(b"theirs, longer", timedelta(0), id="other-size"),
+        pytest.param(b"same", timedelta(hours=1), id="same-size-but-old"),
+    ],
+)
 def test_retry_finding_someone_elses_file_is_file_exists(
-    client: ImageKitClient, imagekit: FakeImageKitServer
+    theirs: bytes, age: timedelta, client: ImageKitClient, imagekit: FakeImageKitServer
 ) -> None:
     # The first attempt fails after possibly reaching ImageKit; while we wait, another
-    # writer takes the path with different content.
+    # writer takes the path.
     imagekit.fail("upload", 503, headers={"Retry-After": "0.4"})
-    timer = threading.Timer(0.1, imagekit.add_file, args=("race/x.txt", b"theirs, longer"))
+    created = datetime.now(timezone.utc) - age
+    timer = threading.Timer(
+        0.1, imagekit.add_file, args=("race/x.txt", theirs), kwargs={"created_at": created}
+    )
     timer.start()
     try:
         with pytest.raises(ImageKitFileExistsError):
             upload(client, "race/x.txt", b"ours")
     finally:
         timer.join()
-    assert imagekit.files["/race/x.txt"].data == b"theirs, longer"
+    assert imagekit.files["/race/x.txt"].data == theirs
     assert imagekit.count("upload") == 2
     assert imagekit.count("list") == 1
 
@@ -802,3 +812,72 @@ def test_non_json_error_body_is_shown_briefly() -> None:
     assert caught.value.message is not None
     assert caught.value.message.startswith("<html>Bad Gateway</html>")
     assert len(caught.value.message) <= 200
+
+
+def test_download_retry_starts_the_target_over() -> None:
+    calls: list[int] = []
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"partial-"
+            raise httpx.ReadError("connection reset")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(200, stream=Broken())
+        return httpx.Response(200, content=b"complete")
+
+    settings = resolve_options(
+        {"private_key": KEY, "url_endpoint": "https://ik.imagekit.io/demo"}, environ={}
+    )
+    made = ImageKitClient(settings, _transport=httpx.MockTransport(answer))
+    made.backoff_initial = 0.01
+
+    class OldSpool(io.BytesIO):  # like SpooledTemporaryFile on Python 3.10
+        seekable = None  # type: ignore[assignment]
+
+    into = OldSpool(b"head:")
+    into.seek(0, io.SEEK_END)
+    assert made.download("https://ik.imagekit.io/demo/a.bin", into, path="a.bin") == 8
+    assert into.getvalue() == b"head:complete"
+    assert len(calls) == 2
+
+
+# --- proxies from the environment -----------------------------------------------------
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_http_proxy_from_the_environment_is_used(
+    imagekit: FakeImageKitServer, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    # The stand-in server answers absolute-form requests, so it can play the proxy for a
+    # host name that does not resolve: only a proxied request can succeed.
+    no_proxy_env.setenv("http_proxy", imagekit.base_url)
+    made = ImageKitClient(make_settings(imagekit, base_url="http://imagekit.invalid"))
+    upload(made, "proxied/x.txt", b"via proxy")
+    assert made.find("proxied/x.txt") is not None
+    made.close()
+    assert imagekit.files["/proxied/x.txt"].data == b"via proxy"
+    assert imagekit.count() == 2
+
+
+def test_no_proxy_hosts_go_direct(
+    imagekit: FakeImageKitServer, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a proxy that is not there
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    no_proxy_env.setenv("http_proxy", dead)
+    no_proxy_env.setenv("no_proxy", "example.com, 127.0.0.1")
+    made = ImageKitClient(make_settings(imagekit))
+    assert made.find("direct/x.txt") is None
+    made.close()
+    assert imagekit.count("list") == 1

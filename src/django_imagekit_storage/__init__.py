@@ -19,8 +19,12 @@ _EXPORTS = {
     "ImageKitResponseError": "exceptions",
     "ImageKitStorageError": "exceptions",
     "ImageKitTimeoutError": "exceptions",
+    "ImageSpec": "images",
     "InvalidImageError": "exceptions",
     "MaxBytesError": "exceptions",
+    "OptimizedImage": "images",
+    "optimize_image_from_bytes": "images",
+    "optimize_image_variants": "images",
 }
 
 __all__ = [
@@ -30,9 +34,13 @@ __all__ = [
     "ImageKitResponseError",
     "ImageKitStorageError",
     "ImageKitTimeoutError",
+    "ImageSpec",
     "InvalidImageError",
     "MaxBytesError",
+    "OptimizedImage",
     "__version__",
+    "optimize_image_from_bytes",
+    "optimize_image_variants",
 ]
 
 if TYPE_CHECKING:
@@ -45,6 +53,12 @@ if TYPE_CHECKING:
         ImageKitTimeoutError,
         InvalidImageError,
         MaxBytesError,
+    )
+    from django_imagekit_storage.images import (
+        ImageSpec,
+        OptimizedImage,
+        optimize_image_from_bytes,
+        optimize_image_variants,
     )
 
 

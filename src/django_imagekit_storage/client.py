@@ -23,6 +23,7 @@ import email.utils
 import functools
 import inspect
 import io
+import ipaddress
 import json
 import logging
 import math
@@ -30,9 +31,10 @@ import mimetypes
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import httpcore
@@ -85,6 +87,9 @@ _RESERVED_UPLOAD_KWARGS: Final = frozenset(
         "timeout",
     }
 )
+# An upload's own earlier attempt cannot have created the file before the call began;
+# this much clock difference between us and ImageKit is tolerated.
+_CLOCK_SKEW: Final = timedelta(minutes=5)
 # Not worth retrying with less time than this left after the wait.
 _MIN_ATTEMPT: Final = 0.05
 _RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
@@ -159,6 +164,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if len(buffer) <= _WRITE_PIECE:
+            self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+            return
         view = memoryview(buffer)
         for start in range(0, len(view), _WRITE_PIECE):
             piece = bytes(view[start : start + _WRITE_PIECE])
@@ -219,11 +227,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's own transport (same pool settings, same error mapping), on sockets that
-    honour the deadline of the current call."""
+    honour the deadline of the current call; optionally through an HTTP(S) proxy."""
 
-    def __init__(self) -> None:
+    def __init__(self, proxy: str | None = None) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(verify=_ssl_context(), limits=limits)
+        super().__init__(verify=_ssl_context(), limits=limits, proxy=proxy)
         # httpx has no public way to pass a network backend; guard the one attribute we
         # replace so an httpx that renamed it fails loudly instead of losing deadlines.
         if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
@@ -231,13 +239,61 @@ class _DeadlineTransport(httpx.HTTPTransport):
                 "django-imagekit-storage does not support this httpx version "
                 f"({httpx.__version__}): its transport has no connection pool to wrap."
             )
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+        pool_options: dict[str, Any] = {
+            "ssl_context": _ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _DeadlineBackend(),
+        }
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**pool_options)
+            return
+        settings = httpx.Proxy(proxy)
+        if settings.url.scheme not in {"http", "https"}:
+            return  # SOCKS: httpx's own pool; each read is still bounded by the attempt
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=settings.url.raw_scheme,
+                host=settings.url.raw_host,
+                port=settings.url.port,
+                target=settings.url.raw_path,
+            ),
+            proxy_auth=settings.raw_auth,
+            proxy_headers=settings.headers.raw,
+            proxy_ssl_context=settings.ssl_context,
+            **pool_options,
         )
+
+
+def _environment_proxies() -> dict[str, str | None]:
+    """httpx mount patterns for the standard proxy variables (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...), as httpx itself reads them when it builds its own transport."""
+    found = urllib.request.getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        url = found.get(scheme)
+        if url:
+            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+    for host in (entry.strip() for entry in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+            continue
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and address.version == 6:
+            mounts[f"all://[{host}]"] = None
+        elif address is not None or host.lower() == "localhost":
+            mounts[f"all://{host}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
 
 
 # --- defensive parsing ----------------------------------------------------------------
@@ -480,8 +536,15 @@ class ImageKitClient:
             return sdk, http
         with self._lock:
             if self._sdk is None or self._http is None:
+                mounts: dict[str, httpx.BaseTransport | None] = {}
+                if self._transport_override is None:
+                    mounts = {
+                        pattern: None if proxy is None else _DeadlineTransport(proxy)
+                        for pattern, proxy in _environment_proxies().items()
+                    }
                 self._http = httpx.Client(
                     transport=self._transport_override or _DeadlineTransport(),
+                    mounts=mounts,
                     timeout=httpx.Timeout(self.settings.upload_timeout, connect=CONNECT_TIMEOUT),
                     follow_redirects=True,
                 )
@@ -661,7 +724,9 @@ class ImageKitClient:
             error = ImageKitFileExistsError("the path is taken and overwriting is off", **fields)
         else:
             error = ImageKitStorageError(f"ImageKit answered with an error ({tries})", **fields)
-        logger.error("%s", error)
+        # "Exists" is an answer the storage acts on (it picks another name), not a failure.
+        level = logging.INFO if isinstance(error, ImageKitFileExistsError) else logging.ERROR
+        logger.log(level, "%s", error)
         return error
 
     def _timeout(
@@ -752,8 +817,10 @@ class ImageKitClient:
         """Upload ``content`` to exactly ``path`` (no unique suffix), streamed.
 
         An "already exists" answer to a retry of an attempt that may have reached ImageKit
-        is our own earlier attempt when the stored file has our size: it is returned.
-        Otherwise the path is taken: :class:`ImageKitFileExistsError`.
+        is our own earlier attempt when the stored file has our size and was not created
+        before this call began: it is returned. Otherwise the path is taken:
+        :class:`ImageKitFileExistsError`. ``extra`` (from ``get_upload_options``) adds SDK
+        upload arguments; unknown names and the ones this method sets raise ``TypeError``.
         """
         operation = "upload"
         folder, file_name = _split(path)
@@ -778,6 +845,7 @@ class ImageKitClient:
         kwargs.update(self._upload_extra(extra))
         sdk = self._clients()[0]
         started = time.monotonic()
+        began = datetime.now(timezone.utc)
 
         def attempt(attempt: _Attempt) -> RemoteFile:
             if attempt.number > 1:
@@ -791,7 +859,7 @@ class ImageKitClient:
             except imagekitio.APIStatusError as error:
                 failure = _classify(error)
                 if _is_exists(failure) and attempt.maybe_processed and not overwrite:
-                    ours = self._our_earlier_upload(path, size)
+                    ours = self._our_earlier_upload(path, size, began)
                     if ours is not None:
                         return ours
                 raise
@@ -879,9 +947,18 @@ class ImageKitClient:
             )
         return found
 
-    def _our_earlier_upload(self, path: str, size: int | None) -> RemoteFile | None:
+    def _our_earlier_upload(
+        self, path: str, size: int | None, began: datetime
+    ) -> RemoteFile | None:
+        """The file at ``path`` if it can be our own earlier attempt: same size, and not
+        created long before this call began (allowing for clock skew)."""
         found = self.find(path)
-        if found is not None and size is not None and found.size == size:
+        too_old = (
+            found is not None
+            and found.created_at is not None
+            and found.created_at < began - _CLOCK_SKEW
+        )
+        if found is not None and size is not None and found.size == size and not too_old:
             logger.warning(
                 "ImageKit upload of %r: an earlier attempt was stored although its answer "
                 "was lost (same size, %d bytes); using it",
@@ -889,8 +966,8 @@ class ImageKitClient:
                 size,
             )
             return found
-        logger.debug(
-            "ImageKit upload of %r: the existing file is not ours (size %s, ours %s)",
+        logger.info(
+            "ImageKit upload of %r: the file already there is not ours (size %s, ours %s)",
             path,
             found.size if found is not None else None,
             size,
@@ -1027,11 +1104,14 @@ class ImageKitClient:
         """Stream the delivery ``url`` into ``into``; the number of bytes written.
         :class:`FileNotFoundError` on 404. A retry starts ``into`` over."""
         http = self._clients()[1]
-        start = into.tell()
+        try:
+            start: int | None = into.tell()
+        except (AttributeError, OSError, ValueError):
+            start = None  # not seekable: one attempt only
         started = time.monotonic()
 
         def attempt(attempt: _Attempt) -> int:
-            if attempt.number > 1:
+            if attempt.number > 1 and start is not None:
                 into.seek(start)
                 into.truncate()
             written = 0
@@ -1048,8 +1128,10 @@ class ImageKitClient:
             return written
 
         def can_retry() -> bool:
+            # SpooledTemporaryFile has no seekable() before Python 3.11; tell() worked.
+            seekable = getattr(into, "seekable", None)
             try:
-                return into.seekable()
+                return start is not None and (not callable(seekable) or bool(seekable()))
             except (OSError, ValueError):
                 return False
 
