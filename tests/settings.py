@@ -13,6 +13,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "django_imagekit_storage",
+    "tests.mediaapp",
+    "tests.storage_app",
 ]
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
@@ -21,6 +23,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # A second alias for the file columns of tests.mediaapp that are not on "default".
+    "archive": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
 }
 STATIC_URL = "/static/"
 

@@ -13,10 +13,12 @@ __version__ = "0.1.0.dev0"
 
 # Public name -> module that defines it.
 _EXPORTS = {
+    "FileInfo": "storage",
     "ImageKitAuthenticationError": "exceptions",
     "ImageKitConnectionError": "exceptions",
     "ImageKitFileExistsError": "exceptions",
     "ImageKitResponseError": "exceptions",
+    "ImageKitStorage": "storage",
     "ImageKitStorageError": "exceptions",
     "ImageKitTimeoutError": "exceptions",
     "ImageSpec": "images",
@@ -28,10 +30,12 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "FileInfo",
     "ImageKitAuthenticationError",
     "ImageKitConnectionError",
     "ImageKitFileExistsError",
     "ImageKitResponseError",
+    "ImageKitStorage",
     "ImageKitStorageError",
     "ImageKitTimeoutError",
     "ImageSpec",
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
         optimize_image_from_bytes,
         optimize_image_variants,
     )
+    from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 
 
 def __getattr__(name: str) -> Any:

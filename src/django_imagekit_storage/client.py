@@ -72,7 +72,7 @@ CONNECT_TIMEOUT: Final = 5.0
 #: A ``Retry-After`` above this is not waited for, whatever the deadline.
 MAX_RETRY_AFTER: Final = 60.0
 # Socket writes are cut into pieces this big so each one is clamped to the deadline.
-_WRITE_PIECE: Final = 16 * 1024
+_WRITE_PIECE: Final = 64 * 1024
 # Upload kwargs the client sets itself; ``extra`` may not override them.
 _RESERVED_UPLOAD_KWARGS: Final = frozenset(
     {

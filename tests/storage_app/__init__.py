@@ -1,0 +1,1 @@
+"""A small app for FileField/ImageField round trips through ImageKitStorage."""
