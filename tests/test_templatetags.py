@@ -137,3 +137,29 @@ def test_variable_transformation_values() -> None:
 def test_names_with_hyphenated_codes_use_long_names() -> None:
     # e-grayscale cannot be a template keyword; its long name can.
     assert render("{% imagekit_url name grayscale=True %}", name="a.jpg") == "/media/a.jpg"
+
+
+def test_tags_on_other_storages_do_not_import_the_sdk() -> None:
+    # A project still on FileSystemStorage pays nothing for the tags: no SDK, no httpx.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, django\n"
+        "from django.conf import settings\n"
+        "settings.configure(INSTALLED_APPS=['django_imagekit_storage'], MEDIA_URL='/m/',\n"
+        "    TEMPLATES=[{'BACKEND': 'django.template.backends.django.DjangoTemplates',\n"
+        "                'APP_DIRS': True}])\n"
+        "django.setup()\n"
+        "from django.template import engines\n"
+        "t = engines['django'].from_string(\n"
+        "    '{% load imagekit_storage %}{% imagekit_img n w=3 %}{% imagekit_url n %}')\n"
+        "out = t.render({'n': 'a.jpg'})\n"
+        'assert out == \'<img src="/m/a.jpg" alt="">/m/a.jpg\', out\n'
+        "bad = [m for m in ('imagekitio', 'httpx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
