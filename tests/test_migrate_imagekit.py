@@ -16,6 +16,8 @@ from django.core.management import CommandError, call_command
 
 from django_imagekit_storage.inventory import discover_fields
 from django_imagekit_storage.migration import FileResult, migrate_files
+from django_imagekit_storage.orphans import delete_orphans, find_orphans
+from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing.server import FakeImageKitServer
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -61,11 +63,39 @@ class RecordingSource(InMemoryStorage):
         return len(super()._open(name, "rb").file.getvalue())
 
 
-class LyingSource(InMemoryStorage):
-    """Reports every size one byte short: what --verify exists to catch."""
+class PublicMedia(ImageKitStorage):
+    """A project's own storage classes: siblings, neither a subclass of the other."""
+
+
+class PrivateMedia(ImageKitStorage):
+    pass
+
+
+class TruncatingSource(InMemoryStorage):
+    """Its streams end halfway without an error, as a file cut while it is read would."""
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        data = super()._open(name, mode).read()
+        return ContentFile(data[: len(data) // 2], name=name)
 
     def size(self, name: str) -> int:
-        return super().size(name) - 1
+        return len(super()._open(name, "rb").read())
+
+
+class RacingSource(InMemoryStorage):
+    """Another run of the command (or a deploy hook) uploads each file just before this one."""
+
+    server: FakeImageKitServer | None = None
+    content: bytes | None = None  # what the other run uploads; None: the same bytes
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        opened = super()._open(name, mode)
+        server, path = type(self).server, f"/media/{name}"
+        if server is not None and path not in server.files:
+            data = opened.read()
+            opened.seek(0)
+            server.add_file(path, data if self.content is None else self.content)
+        return opened
 
 
 @pytest.fixture
@@ -225,12 +255,25 @@ def test_different_file_on_imagekit_needs_overwrite(ik: FakeImageKitServer) -> N
     assert on_imagekit(ik) == expected(files)
 
 
-def test_verify_catches_a_size_mismatch(ik: FakeImageKitServer, settings) -> None:
-    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.LyingSource"}}
+def test_verify_catches_a_size_mismatch(ik: FakeImageKitServer) -> None:
     seed(1)
-    error, out = run_failing("imagekit_migrate", "--from", "old", "--verify")
-    assert error.returncode == 1
-    assert "verify: the destination holds" in out
+    fields, _ = discover_fields("default")
+
+    def changed_on_imagekit(result: FileResult) -> None:
+        # Something replaces the copy after it was made (and checked against the upload's answer).
+        if result.name == "docs/0/d0.pdf":
+            ik.add_file("/media/docs/0/d0.pdf", b"changed")
+
+    report = migrate_files(
+        source=storages["old"], destination=storages["default"], fields=fields,
+        source_alias="old", destination_alias="default", verify=True,
+        on_result=changed_on_imagekit,
+    )  # fmt: skip
+    assert report.verified == 2
+    assert [(f.name, f.error) for f in report.failed] == [
+        ("docs/0/d0.pdf", "verify: the destination holds 7 bytes, the source 34")
+    ]
+    assert not report.ok
 
 
 def test_files_are_streamed_not_read_whole(ik: FakeImageKitServer, settings) -> None:
@@ -325,3 +368,169 @@ def test_with_retries_a_lost_answer_still_succeeds_once(ik: FakeImageKitServer, 
     out = run("imagekit_migrate", "--from", "old", "--workers", "1")
     assert "Copied: 3 file(s)" in out
     assert on_imagekit(ik) == expected(files)  # the retry found its own file: no suffix
+
+
+def test_orphans_counts_a_nested_location_of_another_alias(
+    ik: FakeImageKitServer, settings
+) -> None:
+    # 'archive' is ImageKit too, in a folder inside 'default''s location: its rows name files
+    # relative to media/private, which 'default' lists as private/...
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {
+            "BACKEND": "django_imagekit_storage.storage.ImageKitStorage",
+            "OPTIONS": {"location": "media/private"},
+        },
+    }
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/media/private/contract.pdf", b"signed", created_at=long_ago)
+    ik.add_file("/media/private/draft.pdf", b"unreferenced", created_at=long_ago)
+    ik.add_file("/media/contract.pdf", b"same name, other folder", created_at=long_ago)
+    Attachment.objects.create(file="contract.pdf")
+    out = run("imagekit_orphans")
+    assert "private/contract.pdf" not in out
+    assert "private/draft.pdf  [delete]" in out
+    assert " contract.pdf  [delete]" in out  # /media/contract.pdf: no row names it
+
+    # A row saved after the listing is looked up under the column's own name, draft.pdf.
+    fields, skipped = discover_fields("default")
+    storage = storages["default"]
+    report = find_orphans(storage, alias="default", fields=fields, skipped_fields=skipped)
+    Attachment.objects.create(file="draft.pdf")
+    delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
+    assert report.now_referenced == ["private/draft.pdf"]
+    assert set(ik.files) == {"/media/private/contract.pdf", "/media/private/draft.pdf"}
+
+
+def test_orphan_deletion_rechecks_each_file_right_before_deleting_it(
+    ik: FakeImageKitServer,
+) -> None:
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    for n in range(3):
+        ik.add_file(f"/media/stray/s{n}.jpg", b"x" * 10, created_at=long_ago)
+    fields, skipped = discover_fields("default")
+    storage = storages["default"]
+    report = find_orphans(storage, alias="default", fields=fields, skipped_fields=skipped)
+    assert len(report.deletable) == 3
+    last = report.deletable[-1].name
+
+    def row_saved_meanwhile(deleted: str) -> None:
+        # While the first deletions run, a row starts to reference the last candidate.
+        if not Document.objects.filter(file=last).exists():
+            Document.objects.create(file=last)
+
+    delete_orphans(
+        storage, report, fields=fields, skipped_fields=skipped, on_deleted=row_saved_meanwhile
+    )
+    assert report.now_referenced == [last]
+    assert set(ik.files) == {f"/media/{last}"}
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_file_arriving_after_the_listing(ik: FakeImageKitServer, settings, same: bool) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.RacingSource"}}
+    files = seed(1)
+    RacingSource.server, RacingSource.content = ik, None if same else b"other"
+    try:
+        if same:
+            # Already there with the same size: skipped, as if the listing had seen it.
+            out = run("imagekit_migrate", "--from", "old")
+            assert "with the same size: 3 file(s)" in out
+            assert on_imagekit(ik) == expected(files)
+        else:
+            error, out = run_failing("imagekit_migrate", "--from", "old", "--workers", "1")
+            assert error.returncode == 1
+            assert "the destination holds a different file of 5 bytes; the source has 34" in out
+    finally:
+        RacingSource.server = None
+    assert ik.count("upload") == 3  # each refused: nothing stored twice
+
+
+def test_a_short_upload_is_a_failure_not_a_copy(ik: FakeImageKitServer, settings) -> None:
+    # ImageKit's answer says how many bytes it kept: fewer than the source's size is not done,
+    # with or without --verify.
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.TruncatingSource"}}
+    seed(1)
+    error, out = run_failing("imagekit_migrate", "--from", "old")
+    assert error.returncode == 1
+    assert "Copied: 0 file(s)" in out
+    assert (
+        "Failed: photos/p0.jpg (in mediaapp.Photo.image): MigrationError: ImageKit stored 17 "
+        "bytes, the source has 34" in out
+    )
+    assert "--overwrite" in out
+
+
+def test_dry_run_lists_and_totals_and_uploads_nothing(
+    ik: FakeImageKitServer, tmp_path: Path
+) -> None:
+    files = seed(2)
+    ik.add_file("/media/photos/p0.jpg", files["photos/p0.jpg"])
+    ik.clear_requests()
+    out = run(
+        "imagekit_migrate", "--from", "old", "--dry-run", "--report", str(tmp_path / "r.json")
+    )
+    assert "Would copy docs/0/d1.pdf (34 B)" in out
+    assert "Would copy photos/p0.jpg" not in out
+    assert "Would copy: 5 file(s), 170 B" in out
+    assert "with the same size: 1 file(s)" in out
+    assert ik.count() == ik.count("list") == 1  # one listing; no upload, no search
+    assert set(ik.files) == {"/media/photos/p0.jpg"}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["totals"]["would_copy"] == 5
+    assert "copied" not in report
+
+
+def test_orphans_pages_through_every_subfolder(ik: FakeImageKitServer) -> None:
+    files = seed(1)
+    for name, data in files.items():
+        ik.add_file(f"/media/{name}", data)
+    for n in range(1100):
+        ik.add_file(f"/media/cache/{n % 7}/{n // 7 % 3}/c{n}.jpg", b"x")
+    ik.clear_requests()
+    out = run("imagekit_orphans")
+    assert "Scanned 1103 file(s) on 'default'; 1100 orphan(s), 1.1 KB" in out
+    assert "cache/3/0/c1074.jpg  [keep (newer than --older-than)]" in out
+    assert ik.count("list") == 2  # pages of 1,000
+
+
+def test_orphans_counts_sibling_storage_classes_on_imagekit(
+    ik: FakeImageKitServer, settings
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.PublicMedia"},
+        "archive": {
+            "BACKEND": f"{__name__}.PrivateMedia",
+            "OPTIONS": {"location": "media/private"},
+        },
+    }
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/media/private/contract.pdf", b"signed", created_at=long_ago)
+    ik.add_file("/media/private/draft.pdf", b"unreferenced", created_at=long_ago)
+    Attachment.objects.create(file="contract.pdf")
+    out = run("imagekit_orphans", "--delete", "--noinput")
+    assert "Also counting references of mediaapp.Attachment.file" in out
+    assert "Deleted 1 file(s)" in out
+    assert set(ik.files) == {"/media/private/contract.pdf"}
+
+
+def test_delete_over_the_whole_library_needs_to_be_asked_for(
+    ik: FakeImageKitServer, settings
+) -> None:
+    # No location: the listing is the whole library, where another project or environment
+    # (say staging, in its own folder) keeps files its own database references.
+    settings.IMAGEKIT_LOCATION = ""
+    settings.STORAGES = {**settings.STORAGES}  # a fresh storage with the new setting
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/staging/photos/used-by-staging.jpg", b"x", created_at=long_ago)
+    error, _ = run_failing("imagekit_orphans", "--delete", "--noinput")
+    assert error.returncode == 2
+    assert "--whole-library" in str(error)
+    assert "/staging/photos/used-by-staging.jpg" in ik.files
+    assert "staging/photos/used-by-staging.jpg  [delete]" in run(
+        "imagekit_orphans"
+    )  # listing is fine
+    out = run("imagekit_orphans", "--delete", "--noinput", "--whole-library")
+    assert "Deleted 1 file(s)" in out
+    assert not ik.files

@@ -6,6 +6,7 @@ a FileSystemStorage (the generic path), the source an InMemoryStorage.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     iter_referenced_names,
 )
-from django_imagekit_storage.migration import FileResult, Outcome, migrate_files
+from django_imagekit_storage.migration import FileResult, MigrationError, Outcome, migrate_files
 from django_imagekit_storage.progress import Progress, format_bytes, format_duration
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -44,6 +45,34 @@ class BrokenSource(InMemoryStorage):
     def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
         if name in self.broken:
             raise PermissionError(13, "Permission denied", name)
+        return super()._open(name, mode)
+
+
+class BackendError(Exception):
+    """A third-party backend's own error type (botocore's ClientError is one)."""
+
+
+class ThirdPartySource(InMemoryStorage):
+    """Raises its own error type, as S3 or GCS backends do: for a missing file's size (older
+    django-storages), and for a denied read of one existing file."""
+
+    def size(self, name: str) -> int:
+        if not self.exists(name):
+            raise BackendError("404 Not Found")
+        return len(super()._open(name, "rb").file.getvalue())
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        if name == "docs/denied.pdf":
+            raise BackendError("403 Forbidden")
+        return super()._open(name, mode)
+
+
+class ExitingSource(InMemoryStorage):
+    """Raises SystemExit in a copy thread (a library calling sys.exit), which ends the thread."""
+
+    def _open(self, name: str, mode: str = "rb"):  # type: ignore[no-untyped-def]
+        if name == "docs/d0.pdf" and threading.current_thread() is not threading.main_thread():
+            raise SystemExit(3)
         return super()._open(name, mode)
 
 
@@ -136,6 +165,13 @@ def test_discovers_fields_on_the_alias_and_lists_the_others(media: Path) -> None
     assert {s.storage for s in skipped} == {"default"}
 
 
+def test_models_option_repeated_adds_models(media: Path) -> None:
+    seed_rows(1)
+    out, _ = run("--from", "old", "--models", "mediaapp.Document", "--models", "mediaapp.Photo")
+    assert "Copying files of mediaapp.Document.file, mediaapp.Photo.image" in out
+    assert "Copied: 3 file(s)" in out
+
+
 def test_models_option_limits_discovery(media: Path) -> None:
     fields, skipped = discover_fields("default", ["mediaapp.Document", "mediaapp.document"])
     assert [ref.label for ref in fields] == ["mediaapp.Document.file"]
@@ -177,6 +213,8 @@ def test_copies_keeping_names_and_second_run_copies_nothing(media: Path, tmp_pat
     assert "Copied: 9 file(s)" in out
     assert "Failed: 0" in out
     assert "9/9 files" in err  # the final progress line
+    # The listing before the first file can take minutes on a big library: it is announced.
+    assert err.startswith("Listing the files 'default' holds already")
     first = json.loads((tmp_path / "r1.json").read_text())
     assert first["totals"]["copied"] == 9
     assert first["totals"]["copied_bytes"] == sum(len(d) for d in files.values())
@@ -264,6 +302,7 @@ def test_usage_errors_exit_2(media: Path, tmp_path: Path) -> None:
         ("--from", "old", "--to", "nope"),
         ("--from", "old", "--models", "mediaapp.Nope"),
         ("--from", "old", "--report", str(tmp_path / "no/such/dir/r.json")),
+        ("--from", "old", "--report", str(tmp_path)),  # a folder: refused before copying
     ):
         error, _ = run_failing(*args)
         assert error.returncode == 2, args
@@ -348,6 +387,7 @@ def test_ctrl_c_reports_and_exits_130(
     InterruptingSource.signals = presses
     settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.InterruptingSource"}}
     files = seed_rows(12)
+    before = signal.getsignal(signal.SIGINT)
     error, _out = run_failing(
         "--from", "old", "--workers", "1", "--report", str(tmp_path / "r.json")
     )
@@ -357,7 +397,7 @@ def test_ctrl_c_reports_and_exits_130(
     assert report["interrupted"] is True
     assert report["totals"]["copied"] < len(files)
     assert bool(report["abandoned"]) is abandons
-    assert signal.getsignal(signal.SIGINT) is not None  # our handler was restored
+    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
     assert os.getpid()  # still alive: the interrupt was handled
 
     InterruptingSource.signals = 0
@@ -460,3 +500,74 @@ def test_an_error_outside_the_workers_propagates_and_stops_them(media: Path) -> 
             source_alias="old", destination_alias="default", on_result=on_result,
         )  # fmt: skip
     wait_for_abandoned_threads()  # they end: nothing more is queued for them
+
+
+def test_a_backend_error_of_any_type_is_one_file_failure(
+    media: Path, settings, tmp_path: Path
+) -> None:
+    # Why the worker loop catches Exception: any Django storage can be the source, and their
+    # errors share no narrower base. Narrower, this error would end the worker thread.
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ThirdPartySource"}}
+    files = seed_rows(2)
+    seed(storages["old"], "docs/denied.pdf", b"x" * 9)
+    Document.objects.create(file="docs/denied.pdf")
+    Document.objects.create(file="docs/gone.pdf")  # missing: the backend's own 404
+    error, out = run_failing("--from", "old", "--report", str(tmp_path / "r.json"))
+    assert error.returncode == 1
+    assert "Failed: docs/denied.pdf (in mediaapp.Document.file): BackendError: 403 Forbidden" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [m["name"] for m in report["missing"]] == ["docs/gone.pdf"]
+    assert [f["name"] for f in report["failed"]] == ["docs/denied.pdf"]
+    assert all((media / name).read_bytes() == data for name, data in files.items())
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_copy_thread_that_dies_stops_the_run_instead_of_hanging(media: Path, settings) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ExitingSource"}}
+    seed_rows(2)
+    fields, _ = discover_fields("default")
+    # Without the liveness check the run waits forever for the dead thread's file: a
+    # watchdog interrupts it so this test fails rather than hangs.
+    watchdog = threading.Timer(10, _thread.interrupt_main)
+    watchdog.start()
+    try:
+        with pytest.raises(MigrationError, match="stopped without finishing"):
+            migrate_files(
+                source=storages["old"], destination=storages["default"], fields=fields,
+                source_alias="old", destination_alias="default", workers=2,
+            )  # fmt: skip
+    finally:
+        watchdog.cancel()
+    wait_for_abandoned_threads()
+
+
+def _press_ctrl_c_twice() -> None:
+    _thread.interrupt_main()
+    time.sleep(0.5)
+    _thread.interrupt_main()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_command_says_a_copy_thread_died(media: Path, settings) -> None:
+    settings.STORAGES = {**settings.STORAGES, "old": {"BACKEND": f"{__name__}.ExitingSource"}}
+    seed_rows(2)
+    watchdog = threading.Timer(10, _press_ctrl_c_twice)  # fail, don't hang, without the fix
+    watchdog.start()
+    try:
+        error, _ = run_failing("--from", "old", "--workers", "2")
+    finally:
+        watchdog.cancel()
+    assert error.returncode == 1
+    assert "stopped without finishing" in str(error)
+    wait_for_abandoned_threads()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_report_that_cannot_be_written_says_the_run_finished(media: Path) -> None:
+    files = seed_rows(1)
+    error, out = run_failing("--from", "old", "--report", "/dev/full")  # every write: ENOSPC
+    assert error.returncode == 1
+    assert "Could not write the report to '/dev/full'" in str(error)
+    assert "the run itself finished" in str(error)
+    assert "Copied: 3 file(s)" in out
+    assert all((media / name).read_bytes() == data for name, data in files.items())

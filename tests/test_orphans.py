@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import InMemoryStorage, storages
+from django.core.files.storage import FileSystemStorage, InMemoryStorage, Storage, storages
 from django.core.management import CommandError, call_command
 
-from django_imagekit_storage.inventory import discover_fields
+from django_imagekit_storage.inventory import discover_fields, same_backend
 from django_imagekit_storage.orphans import delete_orphans, find_orphans
 from tests.mediaapp.models import Attachment, Document, Photo
 
@@ -28,6 +28,15 @@ class StubbornStorage(InMemoryStorage):
     def delete(self, name: str) -> None:
         if name == "stray/locked.bin":
             raise PermissionError(13, "Permission denied", name)
+        super().delete(name)
+
+
+class InterruptedStorage(InMemoryStorage):
+    """Ctrl-C arrives while one file is being deleted."""
+
+    def delete(self, name: str) -> None:
+        if name == "tmp/upload.part":  # the last one listed
+            raise KeyboardInterrupt
         super().delete(name)
 
 
@@ -98,12 +107,18 @@ def test_lists_orphans_with_sizes_and_total_and_deletes_nothing(
     assert len(remaining()) == 7
 
 
-def test_exclude_prefixes(media: None) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("--exclude", "tmp/", "stray/deep/"), ("--exclude", "tmp/", "--exclude", "stray/deep/")],
+)
+def test_exclude_prefixes(media: None, args: tuple[str, ...]) -> None:
     populate()
-    out = run("--exclude", "tmp/", "stray/deep/")
+    # Repeating --exclude adds prefixes (it does not replace the earlier ones).
+    out = run(*args, "--delete", "--noinput", "--older-than", "0")
     assert "1 orphan(s)" in out
     assert "2 excluded by prefix" in out
     assert "tmp/upload.part" not in out
+    assert {"tmp/upload.part", "stray/deep/two.jpg"} <= remaining()
 
 
 def test_delete_with_noinput_removes_only_old_orphans(media: None, tmp_path: Path) -> None:
@@ -113,7 +128,9 @@ def test_delete_with_noinput_removes_only_old_orphans(media: None, tmp_path: Pat
     assert "Nothing to delete." in out
     assert len(remaining()) == 7
     out = run("--delete", "--noinput", "--older-than", "0", "--report", str(tmp_path / "r.json"))
-    assert "Deleted 3 file(s) from 'default'." in out
+    # Each deletion is written as it happens: a trail even if the run is cut short.
+    assert "Deleted stray/deep/two.jpg\n" in out
+    assert out.index("Deleted stray/one.jpg\n") < out.index("Deleted 3 file(s) from 'default'.")
     assert remaining() == {"photos/a.jpg", "thumbs/a.jpg", "docs/a.pdf", "archived.bin"}
     report = json.loads((tmp_path / "r.json").read_text())
     assert sorted(report["deleted"]) == ["stray/deep/two.jpg", "stray/one.jpg", "tmp/upload.part"]
@@ -195,7 +212,77 @@ def test_a_failed_delete_is_reported_and_the_rest_go_on(media: None, settings) -
     }
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+@pytest.mark.parametrize("value", ["-1", "nan", "soon", "inf", "1e9"])
 def test_bad_older_than(media: None, value: str) -> None:
     with pytest.raises(CommandError, match="older-than"):
         run("--older-than", value)
+
+
+def test_ctrl_c_during_delete_reports_what_is_gone(media: None, settings, tmp_path: Path) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.InterruptedStorage"},
+    }
+    populate()
+    out = StringIO()
+    try:
+        with pytest.raises(CommandError, match="Interrupted") as caught:
+            call_command(
+                "imagekit_orphans", "--delete", "--noinput", "--older-than", "0",
+                "--report", str(tmp_path / "r.json"), stdout=out, stderr=StringIO(),
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the command without a report")
+    assert caught.value.returncode == 130
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True
+    assert sorted(report["deleted"]) == ["stray/deep/two.jpg", "stray/one.jpg"]
+    assert report["totals"]["deleted"] == 2
+    assert "tmp/upload.part" in remaining()
+    assert "Deleted stray/deep/two.jpg" in out.getvalue()
+
+
+def test_delete_without_a_terminal_to_ask_says_to_use_noinput(
+    media: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate()
+
+    def closed_stdin(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", closed_stdin)
+    with pytest.raises(CommandError, match="--noinput") as caught:
+        run("--delete", "--older-than", "0")
+    assert caught.value.returncode == 2
+    assert "stray/one.jpg" in remaining()
+
+
+@pytest.mark.parametrize("where", ["no/such/dir/r.json", "."])
+def test_report_path_that_cannot_be_written_is_refused_first(
+    media: None, tmp_path: Path, where: str
+) -> None:
+    populate()
+    with pytest.raises(CommandError, match="--report") as caught:
+        run("--delete", "--noinput", "--older-than", "0", "--report", str(tmp_path / where))
+    assert caught.value.returncode == 2
+    assert len(remaining()) == 7  # nothing deleted
+
+
+def test_same_backend_means_a_shared_storage_class_below_storage() -> None:
+    class Mixin:
+        pass
+
+    class A(Mixin, FileSystemStorage):
+        pass
+
+    class B(Mixin, FileSystemStorage):
+        pass
+
+    class Other(Mixin, Storage):
+        pass
+
+    assert same_backend(A(), B())  # siblings, even behind a shared mixin
+    assert same_backend(A(), FileSystemStorage())
+    assert same_backend(FileSystemStorage(), A())
+    assert not same_backend(A(), Other())  # only Storage and a mixin in common
+    assert not same_backend(FileSystemStorage(), InMemoryStorage())

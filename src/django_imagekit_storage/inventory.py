@@ -39,6 +39,7 @@ __all__ = [
     "list_stored",
     "referenced_among",
     "resolve_models",
+    "same_backend",
 ]
 
 # Rows read per database round trip when streaming names.
@@ -59,6 +60,11 @@ class FieldRef:
     @property
     def label(self) -> str:
         return f"{self.model._meta.label}.{self.field_name}"
+
+    @property
+    def storage(self) -> object:
+        """The storage instance this column uses right now."""
+        return field_storage(cast("models.FileField", self.model._meta.get_field(self.field_name)))
 
     def names_queryset(self) -> models.QuerySet[models.Model, str]:
         """The distinct non-empty names in this column, unordered."""
@@ -81,7 +87,7 @@ class SkippedField:
     #: The ``STORAGES`` alias of its storage, or the storage's class path if it has none.
     storage: str
     ref: FieldRef = dataclasses.field(compare=False, repr=False)
-    #: Its storage's class is the target's, or a subclass or base of it: it may share files.
+    #: Its storage's class and the target's share a backend class: it may share files.
     same_backend: bool = False
 
     def to_dict(self) -> dict[str, object]:
@@ -180,10 +186,20 @@ def discover_fields(
             if storage is target:
                 matched.append(ref)
             else:
-                # Subclasses too: a project's MediaStorage(ImageKitStorage) may share files.
-                same = isinstance(storage, type(target)) or isinstance(target, type(storage))
+                same = same_backend(storage, target)
                 skipped.append(SkippedField(ref.label, alias_of(storage), ref, same))
     return matched, skipped
+
+
+def same_backend(one: object, other: object) -> bool:
+    """Whether two storages may keep files in the same place: their classes share a backend
+    class, a base below Django's ``Storage`` (``ImageKitStorage`` for a project's
+    ``PublicMedia`` and ``PrivateMedia`` subclasses, ``FileSystemStorage``...)."""
+    other_type = type(other)
+    return any(
+        base is not Storage and issubclass(base, Storage) and issubclass(other_type, base)
+        for base in type(one).__mro__
+    )
 
 
 def iter_referenced_names(fields: Iterable[FieldRef]) -> Iterator[tuple[str, FieldRef]]:

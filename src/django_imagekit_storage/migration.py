@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from django.core.files import File
 
-from django_imagekit_storage.exceptions import ImageKitFileExistsError
+from django_imagekit_storage.exceptions import ImageKitFileExistsError, ImageKitStorageError
 from django_imagekit_storage.inventory import (
     FieldRef,
     SkippedField,
@@ -196,7 +196,10 @@ def _unstorable(destination: Storage, name: str) -> str | None:
     )
 
 
-def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrite: bool) -> None:
+def _save_exact(
+    destination: Storage, name: str, content: File[Any], *, overwrite: bool
+) -> int | None:
+    """Store ``content`` under exactly ``name``; the size the destination reports, if it does."""
     if has_native_listing(destination):
         info = cast("_ExactSaver", destination).save_exact(name, content, overwrite=overwrite)
         stored = getattr(info, "name", name)
@@ -204,7 +207,8 @@ def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrit
             raise MigrationError(
                 f"the destination stored {name!r} as {stored!r}; rows still say {name!r}"
             )
-        return
+        stored_size = getattr(info, "size", None)
+        return stored_size if isinstance(stored_size, int) else None
     # Any other Django storage: refuse to let it pick an alternative name.
     if destination.exists(name):
         if not overwrite:
@@ -216,6 +220,7 @@ def _save_exact(destination: Storage, name: str, content: File[Any], *, overwrit
             f"the destination stored {name!r} as {stored!r} (another file took the name "
             f"meanwhile?); {stored!r} is a stray copy you may delete"
         )
+    return None  # Storage.save() does not say; --verify compares sizes
 
 
 def _describe(error: Exception, name: str, source_size: int, dest_size: object) -> str:
@@ -249,12 +254,27 @@ class _Pool:
             try:
                 result = self._work(name, ref)
             except Exception as error:
-                # The pool's boundary: the error becomes this file's reported failure.
+                # Deliberately broad, the one place it is: the pool's boundary. The source
+                # may be any Django storage, whose errors (botocore's ClientError, Google's,
+                # Azure's...) share no narrower base; a narrower clause would let one file's
+                # error end this thread instead of becoming that file's reported failure.
+                # Nothing is lost: the type and message go to the report, the traceback to
+                # the log.
                 logger.debug("Copying %r failed", name, exc_info=True)
                 result = FileResult(
                     name, ref.label, Outcome.FAILED, error=f"{type(error).__name__}: {error}"
                 )
             self.results.put(result)
+
+    def check_alive(self) -> None:
+        """Raise if a thread ended early (a ``BaseException`` such as ``SystemExit`` escaped
+        ``_work``): its file would never report, and the run would wait for it forever."""
+        dead = [thread.name for thread in self.threads if not thread.is_alive()]
+        if dead:
+            raise MigrationError(
+                f"Copy thread(s) {', '.join(dead)} stopped without finishing their file (see "
+                "the error above); run the command again to continue where it stopped."
+            )
 
     def drain_unstarted(self) -> list[tuple[str, FieldRef]]:
         unstarted: list[tuple[str, FieldRef]] = []
@@ -328,11 +348,21 @@ def migrate_files(
             return FileResult(name, ref.label, Outcome.WOULD_COPY, size)
         try:
             with source.open(name, "rb") as handle:
-                _save_exact(destination, name, File(handle, name=name), overwrite=overwrite)
+                stored = _save_exact(
+                    destination, name, File(handle, name=name), overwrite=overwrite
+                )
         except (ImageKitFileExistsError, FileExistsError) as error:
+            # The name was taken after the listing (another run, a lost answer): look again.
+            now = _destination_size(destination, name)
+            if now == size:
+                return FileResult(name, ref.label, Outcome.PRESENT, size)
+            raise MigrationError(_describe(error, name, size, now)) from error
+        if stored is not None and stored != size:
+            # The stream ended early or the source changed while it was read.
             raise MigrationError(
-                _describe(error, name, size, None if there is _MISSING else there)
-            ) from error
+                f"ImageKit stored {stored} bytes, the source has {size}: the file changed or "
+                "its read was cut short; run the command again with --overwrite to replace it"
+            )
         return FileResult(name, ref.label, Outcome.COPIED, size)
 
     def finished(result: FileResult) -> None:
@@ -367,6 +397,7 @@ def migrate_files(
             try:
                 result = pool.results.get(timeout=0.2)
             except queue.Empty:
+                pool.check_alive()
                 continue
             del in_flight[result.name]
             finished(result)
@@ -403,10 +434,22 @@ def _source_size(source: Storage, name: str) -> int | None:
     except FileNotFoundError:
         return None
     except Exception:
-        # Storages that raise their own error for a missing file (older S3 backends).
+        # Broad on purpose, and never swallowing: some backends raise their own error for a
+        # missing file (django-storages' S3 raised botocore's ClientError), and a missing
+        # file must be listed as missing, not failed. Unless the source confirms the file
+        # is not there, the error goes on to the pool's boundary as this file's failure.
         if not source.exists(name):
             return None
         raise
+
+
+def _destination_size(destination: Storage, name: str) -> int | None:
+    """The size of the file ``destination`` holds under ``name`` now, if it can tell."""
+    try:
+        return destination.size(name)
+    except (FileNotFoundError, ImageKitStorageError) as error:
+        logger.debug("Size of %r at the destination unknown: %s", name, error)
+        return None
 
 
 def _verify(

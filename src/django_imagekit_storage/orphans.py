@@ -1,10 +1,11 @@
 """Files a storage holds that no database row references: the engine of ``imagekit_orphans``.
 
 ``find_orphans`` reads every referenced name (all ``FileField``/``ImageField`` columns on the
-alias, plus, conservatively, those on other storages of the same class, which may share the
-same files) and streams the storage's listing against it. ``delete_orphans`` removes only
-files older than the cut-off, re-checking the database for each batch right before deleting,
-so a row saved meanwhile keeps its file.
+alias, plus, conservatively, those on other storages sharing its class, which may hold the
+same files: see ``inventory.same_backend``; their names are placed relative to the scanned
+storage's location) and streams the storage's listing against it. ``delete_orphans``
+removes only files older than the cut-off, re-checking the database for each file right
+before deleting it, so a row saved meanwhile keeps its file.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from django.utils import timezone as django_timezone
 
 from django_imagekit_storage.exceptions import ImageKitStorageError
 from django_imagekit_storage.inventory import (
+    CHUNK_SIZE,
     FieldRef,
     SkippedField,
-    iter_referenced_names,
     list_stored,
     referenced_among,
 )
@@ -63,7 +64,7 @@ class Orphan:
 class OrphanReport:
     alias: str
     fields: list[str]
-    #: Columns on other storages of the same class whose names were counted as references too.
+    #: Columns on other storages sharing its class whose names were counted as references too.
     also_counted: list[str]
     skipped_fields: list[SkippedField]
     min_age: timedelta
@@ -76,6 +77,8 @@ class OrphanReport:
     #: Deletable orphans a row started referencing after the listing: kept.
     now_referenced: list[str] = dataclasses.field(default_factory=list)
     delete_failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: ``--delete`` was stopped by Ctrl-C: ``deleted`` lists what is gone.
+    interrupted: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -100,6 +103,7 @@ class OrphanReport:
             "skipped_fields": [field.to_dict() for field in self.skipped_fields],
             "older_than_days": self.min_age / timedelta(days=1),
             "exclude": self.exclude,
+            "interrupted": self.interrupted,
             "totals": {
                 "scanned": self.scanned,
                 "excluded": self.excluded,
@@ -128,10 +132,89 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def _reference_fields(
-    fields: Sequence[FieldRef], skipped: Sequence[SkippedField]
-) -> list[FieldRef]:
-    return [*fields, *(field.ref for field in skipped if field.same_backend)]
+def _storage_location(storage: object) -> str | None:
+    """The folder ``storage`` keeps its names in, as ``a/b`` ("" for the root), if known."""
+    from django_imagekit_storage.storage import ImageKitStorage
+
+    if isinstance(storage, ImageKitStorage):
+        location: object = storage.settings.location
+    else:
+        location = getattr(storage, "location", None)  # FileSystemStorage, S3Storage...
+    if not isinstance(location, str):
+        return None
+    return location.replace("\\", "/").strip("/")
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+def _relative(path: str, folder: str) -> str | None:
+    if not folder:
+        return path
+    return path[len(folder) + 1 :] if path.startswith(f"{folder}/") else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Column:
+    """A column whose names count as references, and how its names map to the listing.
+
+    A column of another alias names files relative to its own storage's location: with
+    locations "media" (scanned) and "media/private" (the column's), its "a.pdf" is the
+    listing's "private/a.pdf". With either location unknown, names are compared as they are.
+    """
+
+    ref: FieldRef
+    #: The column's storage location and the scanned storage's, when both are known.
+    locations: tuple[str, str] | None = None
+
+    def to_listing(self, name: str) -> str | None:
+        """``name`` as the scanned storage lists it, or None if it is outside that storage."""
+        if self.locations is None:
+            return name
+        own, scanned = self.locations
+        return _relative(_join(own, name), scanned)
+
+    def from_listing(self, name: str) -> str | None:
+        """A listed name as this column would hold it, or None if it cannot."""
+        if self.locations is None:
+            return name
+        own, scanned = self.locations
+        return _relative(_join(scanned, name), own)
+
+
+def _reference_columns(
+    storage: Storage, fields: Sequence[FieldRef], skipped: Sequence[SkippedField]
+) -> list[_Column]:
+    columns = [_Column(ref) for ref in fields]
+    scanned = _storage_location(storage)
+    for field in skipped:
+        if field.same_backend:
+            own = _storage_location(field.ref.storage)
+            both = None if own is None or scanned is None else (own, scanned)
+            columns.append(_Column(field.ref, both))
+    return columns
+
+
+def _referenced_names(columns: Sequence[_Column]) -> set[str]:
+    """Every name the columns reference, as the scanned storage lists it (streamed rows)."""
+    referenced: set[str] = set()
+    for column in columns:
+        for name in column.ref.names_queryset().iterator(chunk_size=CHUNK_SIZE):
+            listed = column.to_listing(name)
+            if listed is not None:
+                referenced.add(listed)
+    return referenced
+
+
+def _referenced_now(columns: Sequence[_Column], names: Sequence[str]) -> set[str]:
+    """Which listed ``names`` some row references at this moment."""
+    found: set[str] = set()
+    for column in columns:
+        held = {own: name for name in names if (own := column.from_listing(name)) is not None}
+        if held:
+            found.update(held[hit] for hit in referenced_among([column.ref], list(held)))
+    return found
 
 
 def find_orphans(
@@ -157,9 +240,7 @@ def find_orphans(
         exclude=list(exclude),
         started_at=now,
     )
-    referenced = {
-        name for name, _ in iter_referenced_names(_reference_fields(fields, skipped_fields))
-    }
+    referenced = _referenced_names(_reference_columns(storage, fields, skipped_fields))
     cutoff = now - min_age
     for entry in list_stored(storage, with_times=True):
         report.scanned += 1
@@ -189,25 +270,22 @@ def delete_orphans(
 ) -> None:
     """Delete ``report``'s deletable orphans, recording the outcome in ``report``.
 
-    Each batch is checked against the database again first; one failed delete does not stop
-    the others.
+    Each file is checked against the database again right before its delete, so a row saved
+    at any point of the run keeps its file (one query per column and file: cheap next to the
+    delete's own requests). One failed delete does not stop the others.
     """
-    reference_fields = _reference_fields(fields, skipped_fields)
-    candidates = [orphan.name for orphan in report.deletable]
-    batch_size = 200
-    for start in range(0, len(candidates), batch_size):
-        batch = candidates[start : start + batch_size]
-        now_referenced = referenced_among(reference_fields, batch)
-        for name in batch:
-            if name in now_referenced:
-                report.now_referenced.append(name)
-                continue
-            try:
-                storage.delete(name)
-            except (ImageKitStorageError, OSError) as error:
-                logger.info("Deleting orphan %r failed: %s", name, error)
-                report.delete_failed.append((name, f"{type(error).__name__}: {error}"))
-                continue
-            report.deleted.append(name)
-            if on_deleted is not None:
-                on_deleted(name)
+    columns = _reference_columns(storage, fields, skipped_fields)
+    for orphan in report.deletable:
+        name = orphan.name
+        if _referenced_now(columns, [name]):
+            report.now_referenced.append(name)
+            continue
+        try:
+            storage.delete(name)
+        except (ImageKitStorageError, OSError) as error:
+            logger.info("Deleting orphan %r failed: %s", name, error)
+            report.delete_failed.append((name, f"{type(error).__name__}: {error}"))
+            continue
+        report.deleted.append(name)
+        if on_deleted is not None:
+            on_deleted(name)

@@ -10,7 +10,6 @@ import argparse
 import signal
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,9 +20,11 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.migration import (
     DEFAULT_WORKERS,
     FileResult,
+    MigrationError,
     MigrationReport,
     Outcome,
     migrate_files,
@@ -78,8 +79,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--models",
             nargs="+",
+            action="extend",  # repeated, it adds: "store" would drop the earlier models
             metavar="APP_LABEL.MODEL",
-            help="Only these models (default: every installed model).",
+            help="Only these models (default: every installed model); repeatable.",
         )
         parser.add_argument(
             "--workers",
@@ -119,10 +121,7 @@ class Command(BaseCommand):
                 "--from and --to name the same alias; --from is the old storage holding the files.",
                 returncode=EXIT_USAGE,
             )
-        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise CommandError(
-                f"--report: the folder of {report_path!r} does not exist.", returncode=EXIT_USAGE
-            )
+        check_report_path(report_path)
         try:
             source = get_storage(source_alias)
             destination = get_storage(destination_alias)
@@ -187,6 +186,11 @@ class Command(BaseCommand):
                 style_func=_plain,
             )
 
+        if verbosity >= 1:
+            # Before the first file, one paginated listing: minutes on a big library.
+            self.stderr.write(
+                f"Listing the files {destination_alias!r} holds already...", style_func=_plain
+            )
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None
         try:
@@ -204,6 +208,9 @@ class Command(BaseCommand):
                 stop=stop,
                 on_result=on_result,
             )
+        except MigrationError as error:
+            # Not one file's failure (those are in the report): the run itself stopped.
+            raise CommandError(str(error), returncode=EXIT_FAILED) from error
         except KeyboardInterrupt:
             # Outside the copy loop (listing the destination, verifying): no report to give.
             raise CommandError(
@@ -233,7 +240,7 @@ class Command(BaseCommand):
             raise CommandError(f"{len(report.failed)} file(s) {what}.", returncode=EXIT_FAILED)
 
     def _write_report(self, report: MigrationReport, path: str) -> None:
-        report.write_json(path)
+        write_report(report, path)
         self.stdout.write(f"Report written to {path}.")
 
     def _summarise(self, report: MigrationReport, verbosity: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,6 +19,7 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.orphans import OrphanReport, delete_orphans, find_orphans
 from django_imagekit_storage.progress import format_bytes
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+#: A century: more than any file's age, and far from the limits of datetime arithmetic.
+MAX_DAYS = 36500
 
 
 def _days(value: str) -> float:
@@ -37,8 +41,8 @@ def _days(value: str) -> float:
         days = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
-    if not days >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more days, got {value}")
+    if not 0 <= days <= MAX_DAYS:  # also refuses NaN and infinity
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DAYS} days, got {value}")
     return days
 
 
@@ -71,9 +75,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--exclude",
             nargs="+",
+            action="extend",  # repeated, it adds: "store" would drop the earlier prefixes
             default=[],
             metavar="PREFIX",
-            help="Ignore files whose name (relative to the location) starts with a prefix.",
+            help="Ignore files whose name (relative to the location) starts with a prefix "
+            "(several, or repeat the option).",
         )
         parser.add_argument(
             "--noinput",
@@ -83,16 +89,19 @@ class Command(BaseCommand):
             help="Do not ask for confirmation before deleting.",
         )
         parser.add_argument(
+            "--whole-library",
+            action="store_true",
+            help="Allow --delete when the storage has no location (its listing is the whole "
+            "media library): only if no other project or environment uses the library.",
+        )
+        parser.add_argument(
             "--report", metavar="FILE.json", help="Also write the report as JSON to this file."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias: str = options["alias"]
         report_path: str | None = options["report"]
-        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise CommandError(
-                f"--report: the folder of {report_path!r} does not exist.", returncode=EXIT_USAGE
-            )
+        check_report_path(report_path)
         try:
             storage = get_storage(alias)
             fields, skipped = discover_fields(alias)
@@ -110,6 +119,17 @@ class Command(BaseCommand):
             )
         location = getattr(getattr(storage, "settings", None), "location", None)
         if location == "":
+            if options["delete"] and not options["whole_library"]:
+                # Other projects or environments may keep files there that their own
+                # databases reference: this one cannot see those rows.
+                raise CommandError(
+                    f"Storage {alias!r} has no location, so it would delete across the whole "
+                    "media library, including files that other projects or environments "
+                    "reference from their own databases: refusing. Give the storage a "
+                    "location, or pass --whole-library if this project alone uses the library "
+                    "(with --exclude for any folder it does not own).",
+                    returncode=EXIT_USAGE,
+                )
             self.stderr.write(
                 f"Storage {alias!r} has no location: the whole media library is scanned, "
                 "including files other projects put there.",
@@ -126,10 +146,20 @@ class Command(BaseCommand):
         )
         self._list(report, options["older_than"])
         if options["delete"]:
-            self._delete(storage, report, fields, skipped, interactive=options["interactive"])
+            try:
+                self._delete(storage, report, fields, skipped, interactive=options["interactive"])
+            except KeyboardInterrupt:
+                # The file being deleted may or may not be gone; the others are as reported.
+                report.interrupted = True
         if report_path is not None:
-            report.write_json(report_path)
+            write_report(report, report_path)
             self.stdout.write(f"Report written to {report_path}.")
+        if report.interrupted:
+            raise CommandError(
+                f"Interrupted after deleting {len(report.deleted)} file(s) (listed above); "
+                "run the same command again to continue.",
+                returncode=EXIT_INTERRUPTED,
+            )
         if report.delete_failed:
             raise CommandError(
                 f"{len(report.delete_failed)} file(s) could not be deleted (listed above).",
@@ -139,7 +169,7 @@ class Command(BaseCommand):
     def _list(self, report: OrphanReport, days: float) -> None:
         out = self.stdout
         for field in report.also_counted:
-            out.write(f"Also counting references of {field} (a storage of the same class).")
+            out.write(f"Also counting references of {field} (its storage shares this one's class).")
         for orphan in report.orphans:
             mark = "delete" if orphan.deletable else f"keep ({orphan.kept_because})"
             created = orphan.created_at.strftime("%Y-%m-%d %H:%M") if orphan.created_at else "?"
@@ -167,14 +197,29 @@ class Command(BaseCommand):
             self.stdout.write("Nothing to delete.")
             return
         if interactive:
-            answer = input(
-                f"Delete {len(report.deletable)} file(s) ({format_bytes(report.deletable_bytes)}) "
-                f"from {report.alias!r}? This cannot be undone. Type 'yes' to continue: "
-            )
+            try:
+                answer = input(
+                    f"Delete {len(report.deletable)} file(s) "
+                    f"({format_bytes(report.deletable_bytes)}) from {report.alias!r}? "
+                    "This cannot be undone. Type 'yes' to continue: "
+                )
+            except EOFError:
+                raise CommandError(
+                    "Nothing deleted: no answer to the confirmation (standard input is closed). "
+                    "In a script, pass --noinput to delete without asking.",
+                    returncode=EXIT_USAGE,
+                ) from None
             if answer.strip().lower() != "yes":
                 self.stdout.write("Deletion cancelled: nothing deleted.")
                 return
-        delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
+        delete_orphans(
+            storage,
+            report,
+            fields=fields,
+            skipped_fields=skipped,
+            # As it happens: a trail of what is gone even if the run is cut short.
+            on_deleted=lambda name: self.stdout.write(f"Deleted {name}"),
+        )
         for name in report.now_referenced:
             self.stdout.write(f"Kept {name}: a row references it now.")
         for name, error in report.delete_failed:
