@@ -95,11 +95,8 @@ def exif_with_gps(orientation: int = 1) -> Image.Exif:
     exif = Image.Exif()
     exif[0x010F] = "TestCam"  # Make
     exif[0x0112] = orientation
-    gps = exif.get_ifd(0x8825)
-    gps[1] = "N"
-    gps[2] = (48.0, 51.0, 29.0)
-    gps[3] = "E"
-    gps[4] = (2.0, 17.0, 40.0)
+    # Set as a dict: before Pillow 11.1, tobytes() left out an IFD filled through get_ifd().
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
     return exif
 
 
