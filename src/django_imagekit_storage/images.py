@@ -120,7 +120,7 @@ def _normalise_format(value: object) -> str:
     if name not in Image.SAVE and not _load_plugin(name):
         raise ValueError(
             f"format {name!r} needs a Pillow built with its encoder "
-            f"(AVIF: Pillow 11.2 or later with libavif); use WEBP instead"
+            f"(AVIF: the Pillow 11.3+ wheels, or 11.2+ built with libavif); use WEBP instead"
         )
     return name
 
