@@ -10,6 +10,7 @@ import random
 import struct
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -1057,10 +1058,13 @@ def test_hostile_input_is_refused_quickly(case: str) -> None:
     assert issubclass(InvalidImageError, ValueError)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about damaged TIFF tags
-def test_damaged_images_raise_only_invalid_image_error() -> None:
+# Pillow warns about some damage (TIFF and EXIF tags) and carries on: with the warnings shown
+# or made errors (this project's setting), the outcome is an image or an InvalidImageError.
+@pytest.mark.parametrize("warnings_as", ["error", "ignore"])
+def test_damaged_images_raise_only_invalid_image_error(warnings_as: str) -> None:
     # A small deterministic fuzz: flipped bytes, truncations and insertions in valid files of
     # every accepted format. Each must decode or raise InvalidImageError, nothing else.
+    warnings.simplefilter(warnings_as)  # pytest restores the filters after each test
     sources = [
         encode(photo((64, 48)), "JPEG"),
         encode(transparent_logo(), "PNG"),
@@ -1084,6 +1088,32 @@ def test_damaged_images_raise_only_invalid_image_error() -> None:
             data[at:at] = rng.randbytes(rng.randint(1, 16))
         with contextlib.suppress(InvalidImageError):
             optimize_image_variants(bytes(data), specs)
+
+
+def _tiff_with_a_damaged_tag() -> bytes:
+    """A TIFF whose Artist tag points past the end of the file (the pixels are intact)."""
+    tiff = bytearray(encode(photo((32, 24)), "TIFF", tiffinfo={315: "an artist, over 4 bytes"}))
+    (ifd,) = struct.unpack("<I", tiff[4:8])
+    (count,) = struct.unpack("<H", tiff[ifd : ifd + 2])
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack("<H", tiff[entry : entry + 2]) == (315,):
+            tiff[entry + 8 : entry + 12] = struct.pack("<I", len(tiff) - 5)
+            return bytes(tiff)
+    raise AssertionError("no Artist tag written")
+
+
+def test_a_pillow_warning_raised_as_an_error_is_an_invalid_image_error() -> None:
+    # This project's pytest setting, and a common one: warnings are errors.
+    with pytest.raises(InvalidImageError, match=r"The TIFF is truncated or .*corrupt .*upload"):
+        optimize_image_from_bytes(_tiff_with_a_damaged_tag())
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_a_pillow_warning_shown_lets_the_image_through() -> None:
+    # Warnings not made errors: Pillow skips the damaged tag, the pixels are fine.
+    with pytest.warns(UserWarning, match="Truncated File Read"):
+        result = optimize_image_from_bytes(_tiff_with_a_damaged_tag(), format="PNG")
+    assert (result.width, result.height) == (32, 24)
 
 
 def _peak_rss_kib() -> int:

@@ -95,7 +95,11 @@ _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)[0-9]')
 
 # Errors Pillow raises for data it cannot decode (UnidentifiedImageError is an OSError;
 # some plugins raise SyntaxError or struct.error on malformed headers, and the AVIF plugin
-# raises RuntimeError for damaged pixel data). Caught only around open() and load().
+# raises RuntimeError for damaged pixel data). Caught only around open(), load() and EXIF.
+# Pillow reports some damage (corrupt TIFF/EXIF tags, a malformed MPO) with a UserWarning
+# and carries on; where the caller's filters turn warnings into errors, that warning is
+# raised and means the same damage. The filters are the caller's to set: catch_warnings()
+# would swap them process-wide, which is not thread-safe before Python 3.14.
 _DECODE_ERRORS = (
     OSError,
     ValueError,
@@ -104,6 +108,7 @@ _DECODE_ERRORS = (
     struct.error,
     IndexError,
     RuntimeError,
+    UserWarning,
 )
 
 MaxSize: TypeAlias = "int | tuple[int, int] | None"
