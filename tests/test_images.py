@@ -728,6 +728,16 @@ def test_16_bit_grey_is_scaled_not_clipped_to_white() -> None:
     assert 100 < mean < 155  # a gradient, not a white page
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_a_dark_16_bit_image_stays_dark(fmt: str) -> None:
+    # Values 0-127 of 65535: nearly black, not an 8-bit image that happens to be 16-bit.
+    dark = Image.linear_gradient("L").resize((64, 64)).convert("I").point(lambda v: v * 0.5)
+    data = encode(dark.convert("I;16"), fmt)
+    assert Image.open(io.BytesIO(data)).mode == "I;16"
+    result = decode(optimize_image_from_bytes(data, format="PNG"))
+    assert grey_extrema(result) == (0, 0)
+
+
 def _png16(width: int, height: int, colour_type: int) -> bytes:
     """A 16-bit-per-channel PNG (Pillow cannot write one): a left-to-right ramp."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]

@@ -593,6 +593,9 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bo
 
 def _int_to_l(im: Image.Image) -> Image.Image:
     # Converting 16/32-bit integers to L clips everything above 255 to white: scale first.
+    if im.mode.startswith("I;16"):
+        # The range is known, 0-65535, however dark the picture: never guess it from the data.
+        return im.convert("I").point(lambda value: value * (1 / 257)).convert("L")
     im = im.convert("I") if im.mode != "I" else im
     low, high = _extrema(im)
     if high <= 255 and low >= 0:
