@@ -469,6 +469,24 @@ def test_keep_metadata(fmt: str) -> None:
     assert_upright(image)
 
 
+def test_keep_metadata_too_big_for_a_jpeg(caplog: pytest.LogCaptureFixture) -> None:
+    # A JPEG holds 64 KB of EXIF and of XMP; PNG and WEBP sources can carry more (maker
+    # notes, editing histories). Pillow would raise ValueError: the JPEG is made without them.
+    exif = exif_with_gps()
+    exif[0x927C] = b"m" * 70_000  # MakerNote
+    xmp = XMP.replace(b"</rdf:RDF>", b" " * 70_000 + b"</rdf:RDF>")
+    data = encode(photo(), "WEBP", exif=exif.tobytes(), xmp=xmp)
+    with caplog.at_level(logging.WARNING, logger="django_imagekit_storage.images"):
+        jpeg = decode(optimize_image_from_bytes(data, format="JPEG", keep_metadata=True))
+    assert not jpeg.getexif()
+    assert "xmp" not in jpeg.info
+    assert "EXIF of 70" in caplog.text
+    assert "XMP of 70" in caplog.text
+    webp = decode(optimize_image_from_bytes(data, format="WEBP", keep_metadata=True))
+    assert webp.getexif().get_ifd(0x8825)[1] == "N"  # other formats keep it all
+    assert len(webp.info["xmp"]) > 70_000
+
+
 def test_png_text_chunks_are_not_copied() -> None:
     from PIL import PngImagePlugin
 

@@ -694,6 +694,28 @@ def _drop_opaque_alpha(im: Image.Image) -> Image.Image:
 
 # ------------------------------------------------------------------------------- encoding
 
+# A JPEG carries EXIF and XMP in one APP1 segment each, at most 65533 bytes ("Exif\0\0"
+# included; XMP after a 29-byte namespace). Pillow refuses larger ones rather than split them.
+_JPEG_MAX_EXIF = 65533
+_JPEG_MAX_XMP = 65533 - 29
+
+
+def _kept_metadata(spec: ImageSpec, metadata: _Metadata) -> tuple[bytes | None, bytes | None]:
+    """The (EXIF, XMP) an output keeps: none unless asked for, and only what its format holds."""
+    if not spec.keep_metadata:
+        return None, None
+    exif, xmp = metadata.exif, metadata.xmp
+    if spec.format == "JPEG":
+        # Big maker notes or editing histories (PNG, WEBP, TIFF sources): drop, don't fail.
+        if exif is not None and len(exif) > _JPEG_MAX_EXIF:
+            logger.warning("EXIF of %d bytes does not fit in a JPEG (64 KB); not kept", len(exif))
+            exif = None
+        if xmp is not None and len(xmp) > _JPEG_MAX_XMP:
+            logger.warning("XMP of %d bytes does not fit in a JPEG (64 KB); not kept", len(xmp))
+            xmp = None
+    return exif, xmp
+
+
 
 class _Encoder:
     def __init__(
@@ -704,7 +726,7 @@ class _Encoder:
         palette_source: bool,
     ) -> None:
         self.spec = spec
-        self.metadata = metadata
+        self.exif, self.xmp = _kept_metadata(spec, metadata)
         self.icc = icc
         self.palette_source = palette_source
         self.encodes = 0
@@ -768,18 +790,17 @@ class _Encoder:
         space = b"GRAY" if image.mode in ("L", "LA") else b"RGB "
         if self.icc is not None and _icc_space(self.icc) == space:
             options["icc_profile"] = self.icc
-        if self.spec.keep_metadata:
-            if self.metadata.exif:
-                options["exif"] = self.metadata.exif
-            if self.metadata.xmp and fmt == "PNG":
-                from PIL import PngImagePlugin
+        if self.exif:
+            options["exif"] = self.exif
+        if self.xmp and fmt == "PNG":
+            from PIL import PngImagePlugin
 
-                # Pillow's PNG writer has no xmp= option: XMP goes in its standard iTXt chunk.
-                text = PngImagePlugin.PngInfo()
-                text.add_itxt("XML:com.adobe.xmp", self.metadata.xmp.decode("utf-8", "replace"))
-                options["pnginfo"] = text
-            elif self.metadata.xmp:
-                options["xmp"] = self.metadata.xmp
+            # Pillow's PNG writer has no xmp= option: XMP goes in its standard iTXt chunk.
+            text = PngImagePlugin.PngInfo()
+            text.add_itxt("XML:com.adobe.xmp", self.xmp.decode("utf-8", "replace"))
+            options["pnginfo"] = text
+        elif self.xmp:
+            options["xmp"] = self.xmp
         return options
 
     def _save(self, image: Image.Image, quality: int, *, lossless: bool = False) -> bytes:
