@@ -469,6 +469,17 @@ def test_keep_metadata(fmt: str) -> None:
     assert_upright(image)
 
 
+def test_keep_metadata_from_a_tiff_leaves_its_layout_tags_out() -> None:
+    # A TIFF's EXIF is its whole directory: strips, compression and size describe the source.
+    data = encode(photo((64, 48)), "TIFF", compression="tiff_lzw", tiffinfo={315: "Ann Artist"})
+    assert {256, 259, 273, 279} <= set(Image.open(io.BytesIO(data)).getexif())
+    for fmt in ("JPEG", "WEBP"):
+        result = optimize_image_from_bytes(data, format=fmt, max_size=32, keep_metadata=True)
+        exif = decode(result).getexif()
+        assert exif.get(315) == "Ann Artist", fmt  # the metadata is kept
+        assert not {256, 257, 258, 259, 262, 273, 277, 278, 279, 284} & set(exif), fmt
+
+
 def test_keep_metadata_too_big_for_a_jpeg(caplog: pytest.LogCaptureFixture) -> None:
     # A JPEG holds 64 KB of EXIF and of XMP; PNG and WEBP sources can carry more (maker
     # notes, editing histories). Pillow would raise ValueError: the JPEG is made without them.

@@ -91,6 +91,13 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# A TIFF's EXIF is its whole directory: these tags describe the source's pixel layout (size,
+# strips, compression, samples) and would be false in any output; its ICC profile and XMP
+# take their own paths (colour policy, xmp=).
+_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320}
+    | {322, 323, 324, 325, 338, 339, 530, 700, 34675}
+)
 _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)[0-9]')
 
 # Errors Pillow raises for data it cannot decode (UnidentifiedImageError is an OSError;
@@ -529,6 +536,8 @@ class _Metadata:
         exif: bytes | None = None
         try:
             parsed = im.getexif()
+            for tag in _LAYOUT_TAGS.intersection(parsed):
+                del parsed[tag]
             if len(parsed):
                 parsed[_ORIENTATION] = 1  # the pixels are now upright
                 exif = parsed.tobytes()
