@@ -1162,6 +1162,11 @@ def _peak_rss_kib() -> int:
     raise AssertionError("no VmHWM")
 
 
+def test_pillow_own_limit_is_named_in_the_message() -> None:
+    with pytest.raises(InvalidImageError, match=r"upload a smaller image .*MAX_IMAGE_PIXELS"):
+        optimize_image_from_bytes(_png(20000, 20000, zlib.compress(b"\0" * 64)))
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc needed")
 @pytest.mark.parametrize(
     "case", ["PNG bomb (declared 400 MP)", "PNG bomb (real, 50.4 MP of zeros)"]
@@ -1177,7 +1182,14 @@ def test_bombs_make_no_large_allocation(case: str) -> None:
 
 def test_max_pixels_is_checked_before_decoding() -> None:
     data = encode(photo((100, 100)), "PNG")
-    with pytest.raises(InvalidImageError, match=r"100x100 .* over the limit of 0\.0 megapixels"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"100x100 \(10,000 pixels\), over the limit of 9,999 pixels \(max_pixels\); "
+        r"refused before decoding: upload a smaller image, or raise max_pixels",
+    ):
         optimize_image_from_bytes(data, max_pixels=9999)
+    big = _jpeg_declaring(10000, 6000)
+    with pytest.raises(InvalidImageError, match=r"\(60\.0 megapixels\), over .* 50\.0 megapixels"):
+        optimize_image_from_bytes(big)
     assert optimize_image_from_bytes(data, max_pixels=10000).width == 100
     assert DEFAULT_MAX_PIXELS == 50_000_000

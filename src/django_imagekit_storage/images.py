@@ -414,7 +414,9 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # Pillow's own global limit (Image.MAX_IMAGE_PIXELS), hit inside open().
         raise InvalidImageError(
-            f"The image's declared size is far too large to decode safely ({error})"
+            f"The image's declared size is far too large to decode safely ({error}); refused "
+            f"before decoding: upload a smaller image (to accept such images, raise Pillow's "
+            f"process-wide PIL.Image.MAX_IMAGE_PIXELS at start-up, and max_pixels)"
         ) from None
     except _DECODE_ERRORS as error:
         kind = _sniff(buffer.getvalue()) or "image"
@@ -429,10 +431,15 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         im.close()
         raise InvalidImageError(
-            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
-            f"limit of {max_pixels / 1e6:.1f} megapixels (max_pixels); refused before decoding"
+            f"The image is {width}x{height} ({_pixels(width * height)}), over the limit of "
+            f"{_pixels(max_pixels)} (max_pixels); refused before decoding: upload a smaller "
+            f"image, or raise max_pixels"
         )
     return im
+
+
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.1f} megapixels" if count >= 100_000 else f"{count:,} pixels"
 
 
 def _sniff(data: bytes) -> str | None:
