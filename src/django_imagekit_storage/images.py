@@ -249,6 +249,19 @@ class OptimizedImage:
         return ContentFile(self.data, name=self.filename(name))
 
 
+def _is_file_name(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and not name.endswith(("/", "\\"))
+
+
+def _check_specs(specs: object) -> None:
+    # Typed callers cannot get this wrong; untyped ones (and dicts built at runtime) can.
+    if not isinstance(specs, Mapping) or not specs:
+        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
+    for name, spec in specs.items():
+        if not isinstance(spec, ImageSpec):
+            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
+
+
 # --------------------------------------------------------------------------------- public API
 
 
@@ -295,7 +308,8 @@ def optimize_image_variants(
     _check_specs(specs)
     buffer = _as_buffer(data)
 
-    work, targets, metadata, icc, palette_source = _decode(buffer, specs, max_pixels)
+    decoded = _decode(buffer, specs, max_pixels)
+    work, targets = decoded.image, decoded.targets
 
     order = sorted(specs, key=lambda n: targets[n][0] * targets[n][1], reverse=True)
     resized = {work.size: work}  # outputs of the same size (say, WEBP and JPEG) share one
@@ -307,7 +321,7 @@ def optimize_image_variants(
         if image is None:
             image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
             resized[targets[name]] = image
-        result = _Encoder(spec, metadata, icc, palette_source).encode(image)
+        result = _Encoder(spec, decoded).encode(image)
         _stage(
             "encode",
             started,
@@ -325,10 +339,19 @@ def optimize_image_variants(
 # ------------------------------------------------------------------------------- decoding
 
 
-def _decode(
-    buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int
-) -> tuple[Image.Image, dict[str, tuple[int, int]], _Metadata, bytes | None, bool]:
-    """Decode once, at the largest output size: (upright image, targets, metadata, ICC, palette).
+@dataclass(frozen=True)
+class _Decoded:
+    """The one decode every output is made from."""
+
+    image: Image.Image  # upright, 8-bit L/LA/RGB/RGBA, at the largest output's size
+    targets: dict[str, tuple[int, int]]  # each output's size, by spec name
+    metadata: _Metadata
+    icc: bytes | None  # the profile outputs carry; None means sRGB
+    palette_source: bool  # P/PA/1 source: a logo or diagram rather than a photo
+
+
+def _decode(buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int) -> _Decoded:
+    """Decode once, at the largest output's size.
 
     A function of its own so the full decode is freed on return, before any encode.
     """
@@ -374,20 +397,7 @@ def _decode(
     if icc is not None and len(icc) > MAX_ICC_BYTES and _icc_space(icc) == b"RGB ":
         work, icc = _rgb_to_srgb(work, icc)
     _stage("resize", started, "to %dx%d, orientation %d, %s", *work.size, orientation, work.mode)
-    return work, targets, metadata, icc, palette_source
-
-
-def _is_file_name(name: object) -> bool:
-    return isinstance(name, str) and bool(name) and not name.endswith(("/", "\\"))
-
-
-def _check_specs(specs: object) -> None:
-    # Typed callers cannot get this wrong; untyped ones (and dicts built at runtime) can.
-    if not isinstance(specs, Mapping) or not specs:
-        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
-    for name, spec in specs.items():
-        if not isinstance(spec, ImageSpec):
-            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
+    return _Decoded(work, targets, metadata, icc, palette_source)
 
 
 def _stage(stage: str, started: float, message: str, *args: object) -> None:
@@ -507,12 +517,12 @@ def _plan(
 ) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """Each output's upright size, and the largest one in the source's (unrotated) axes."""
     upright = _oriented_size(source_size, orientation)
-    targets = {name: _fit(upright, spec.box) for name, spec in specs.items()}
+    targets = {name: _fit_in_box(upright, spec.box) for name, spec in specs.items()}
     largest = max(targets.values(), key=lambda size: size[0] * size[1])
     return targets, _oriented_size(largest, orientation)
 
 
-def _fit(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
+def _fit_in_box(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
     """``size`` scaled to fit in ``box``, aspect kept, never enlarged, never 0 px."""
     width, height = size
     if box is None:
@@ -732,19 +742,14 @@ def _kept_metadata(spec: ImageSpec, metadata: _Metadata) -> tuple[bytes | None, 
     return exif, xmp
 
 
-
 class _Encoder:
-    def __init__(
-        self,
-        spec: ImageSpec,
-        metadata: _Metadata,
-        icc: bytes | None,
-        palette_source: bool,
-    ) -> None:
+    """Encodes one spec's output, meeting its max_bytes if it has one."""
+
+    def __init__(self, spec: ImageSpec, decoded: _Decoded) -> None:
         self.spec = spec
-        self.exif, self.xmp = _kept_metadata(spec, metadata)
-        self.icc = icc
-        self.palette_source = palette_source
+        self.exif, self.xmp = _kept_metadata(spec, decoded.metadata)
+        self.icc = decoded.icc
+        self.palette_source = decoded.palette_source
         self.encodes = 0
 
     def encode(self, image: Image.Image) -> OptimizedImage:
@@ -762,7 +767,9 @@ class _Encoder:
         data = self._save(candidate, spec.quality, lossless=lossless)
         if spec.max_bytes is not None and len(data) > spec.max_bytes:
             # From the RGB(A) image: resizing a palette image would be nearest-neighbour.
-            prepared, data = self._fit(prepared, None if lossless else data, spec.max_bytes)
+            prepared, data = self._fit_max_bytes(
+                prepared, None if lossless else data, spec.max_bytes
+            )
             logger.debug("max_bytes %d met after %d encodes", spec.max_bytes, self.encodes)
         mime, extension, _ = _OUTPUT_FORMATS[spec.format]
         return OptimizedImage(
@@ -827,7 +834,7 @@ class _Encoder:
 
     # -- max_bytes
 
-    def _fit(
+    def _fit_max_bytes(
         self, image: Image.Image, lossy: bytes | None, limit: int
     ) -> tuple[Image.Image, bytes]:
         """Make the output fit; ``lossy`` is the first encode if it was a lossy one."""
@@ -895,7 +902,7 @@ class _Encoder:
             # Bytes grow roughly with the pixel count: aim a little under the limit.
             scale = min(0.9, max(0.25, math.sqrt(limit / size) * 0.95))
             longest = max(MIN_SIDE, int(longest * scale))
-            target = _fit(image.size, (longest, longest))
+            target = _fit_in_box(image.size, (longest, longest))
             smaller = image.resize(target, _LANCZOS, reducing_gap=_REDUCING_GAP)
             best, size = attempt(smaller)
             logger.debug("max_bytes: %dx%d gives %d bytes", *target, size)
