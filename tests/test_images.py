@@ -953,6 +953,30 @@ def test_variants_share_one_decode(caplog: pytest.LogCaptureFixture) -> None:
     assert " ms" in caplog.text
 
 
+def test_smaller_outputs_are_resized_from_the_largest(monkeypatch: pytest.MonkeyPatch) -> None:
+    resizes: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    real_resize = Image.Image.resize
+
+    def recording_resize(self: Image.Image, size: Any, *args: Any, **kwargs: Any) -> Image.Image:
+        resizes.append((self.size, tuple(size)))
+        return real_resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", recording_resize)
+    data = encode(photo((1600, 1200)), "JPEG")  # under 2x the main: no shrink-on-load
+    optimize_image_variants(
+        data,
+        {
+            "thumb": ImageSpec(max_size=100),
+            "main": ImageSpec(max_size=1000),
+            "same": ImageSpec(max_size=1000, format="JPEG"),
+        },
+    )
+    assert ((1600, 1200), (1000, 750)) in resizes
+    assert ((1000, 750), (100, 75)) in resizes  # from the main, not from the full decode
+    assert ((1600, 1200), (100, 75)) not in resizes
+    assert resizes.count(((1600, 1200), (1000, 750))) == 1  # same size: one resize, shared
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
