@@ -229,7 +229,7 @@ def test_avif_without_an_encoder_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"quality": 0}, ValueError, "quality must be positive"),
+        ({"quality": 0}, ValueError, "quality must be between 1 and 100, got 0"),
         ({"quality": 101}, ValueError, "between 1 and 100"),
         ({"quality": 80.0}, TypeError, "quality must be an int"),
         ({"max_size": 0}, ValueError, "max_size must be positive"),

@@ -183,9 +183,10 @@ class ImageSpec:
         box = _check_max_size(self.max_size)
         if box is not None and not isinstance(self.max_size, int):
             object.__setattr__(self, "max_size", box)  # a list becomes a hashable tuple
-        quality = _check_positive_int("quality", self.quality)
-        if quality > 100:
-            raise ValueError(f"quality must be between 1 and 100, got {quality}")
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int):
+            raise TypeError(f"quality must be an int, not {type(self.quality).__name__}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be between 1 and 100, got {self.quality}")
         if self.max_bytes is not None:
             _check_positive_int("max_bytes", self.max_bytes)
         if not isinstance(self.keep_metadata, bool):
