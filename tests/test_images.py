@@ -298,6 +298,24 @@ def test_max_size(
 
 
 @pytest.mark.parametrize(
+    ("fmt", "source", "expected"),
+    [
+        ("WEBP", (17000, 40), (16383, 39)),  # libwebp's limit
+        ("JPEG", (70000, 20), (65500, 19)),  # libjpeg's
+        ("PNG", (70000, 20), (70000, 20)),  # none
+    ],
+)
+def test_a_panorama_is_scaled_to_what_the_format_can_hold(
+    fmt: str, source: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    data = encode(Image.new("RGB", source, "blue"), "PNG")
+    for max_size in (None, (100_000, 100_000)):
+        result = optimize_image_from_bytes(data, format=fmt, max_size=max_size)
+        assert (result.width, result.height) == expected
+        assert decode(result).size == expected
+
+
+@pytest.mark.parametrize(
     ("source", "max_size", "decoded", "target"),
     [
         # 1600/300 = 5.3: the decoder scales by 1/4 (never below the target), not 1/1.

@@ -56,6 +56,9 @@ _OUTPUT_FORMATS: dict[str, tuple[str, str, bool]] = {
     "AVIF": ("image/avif", ".avif", True),
 }
 _FORMAT_ALIASES = {"JPG": "JPEG"}
+# Longest side each encoder can write (libwebp 16383, libjpeg 65500, AV1 65536): a wider
+# output, say a panorama with max_size=None, is scaled to fit instead of failing to encode.
+_ENCODER_MAX_SIDE = {"WEBP": 16383, "JPEG": 65500, "AVIF": 65536}
 
 #: libwebp effort (method, 0-6) by output size, measured in benchmarks/bench_images.py
 #: (docs/images.md): on a 2048 px photo, method 2 encodes in 0.44x the time of method 4 for
@@ -518,9 +521,18 @@ def _plan(
 ) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """Each output's upright size, and the largest one in the source's (unrotated) axes."""
     upright = _oriented_size(source_size, orientation)
-    targets = {name: _fit_in_box(upright, spec.box) for name, spec in specs.items()}
+    targets = {name: _fit_in_box(upright, _output_box(spec)) for name, spec in specs.items()}
     largest = max(targets.values(), key=lambda size: size[0] * size[1])
     return targets, _oriented_size(largest, orientation)
+
+
+def _output_box(spec: ImageSpec) -> tuple[int, int] | None:
+    """The spec's box, within what its encoder can write."""
+    limit = _ENCODER_MAX_SIDE.get(spec.format)
+    box = spec.box
+    if limit is None:
+        return box
+    return (limit, limit) if box is None else (min(box[0], limit), min(box[1], limit))
 
 
 def _fit_in_box(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
