@@ -735,6 +735,26 @@ class TestNeverRaises:
         settings.STORAGES = value
         run(deploy=True)
 
+    def test_nothing_is_printed_or_logged(
+        self,
+        settings: Settings,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level("DEBUG")
+        settings.IMAGEKIT_PUBLIC_KEY = PRIVATE
+        for config in (
+            storages(ours(timeout="abc", base_url="http://10.0.0.1"), staticfiles=ours()),
+            storages({"BACKEND": OURS, "OPTIONS": [1]}, broken=OURS),
+            storages(
+                ours(private_key=PRIVATE, privat_key="x", url_endpoint="http://cdn.example/x")
+            ),
+        ):
+            settings.STORAGES = config
+            assert run(deploy=True)
+        assert capfd.readouterr() == ("", "")
+        assert [r for r in caplog.records if r.name.startswith("django_imagekit_storage")] == []
+
 
 class TestNoNetwork:
     @pytest.fixture

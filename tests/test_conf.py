@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.storage import default_storage, storages
+from django.core.files.storage import InMemoryStorage, default_storage, storages
 from django.test import override_settings
+from django.utils.functional import empty
 
 from django_imagekit_storage import conf
 from django_imagekit_storage.conf import (
@@ -257,6 +258,47 @@ class TestSettingChangeHook:
         cached = storages["default"]
         with override_settings(SOME_OTHER_SETTING=1):
             assert storages["default"] is cached
+
+
+class ClosableStorage(InMemoryStorage):
+    """A cached storage holding a connection pool, as ImageKitStorage does."""
+
+    closed: ClassVar[list[ClosableStorage]] = []
+
+    def close(self) -> None:
+        ClosableStorage.closed.append(self)
+
+
+CLOSABLE = f"{__name__}.ClosableStorage"
+
+
+class TestSettingChangeHookClosesStorages:
+    @pytest.fixture(autouse=True)
+    def closable_default(self, settings: Any) -> None:
+        ClosableStorage.closed.clear()
+        settings.STORAGES = {
+            "default": {"BACKEND": CLOSABLE},
+            "staticfiles": {"BACKEND": CLOSABLE},
+            "other": {"BACKEND": CLOSABLE},
+        }
+
+    def test_an_imagekit_setting_drops_and_closes_the_cached_storages(self) -> None:
+        cached = [storages["default"], storages["staticfiles"], storages["other"]]
+        default_storage._setup()
+        assert default_storage._wrapped is cached[0]
+        with override_settings(IMAGEKIT_TIMEOUT=3):
+            # Each once, although default_storage wraps storages["default"].
+            assert sorted(map(id, ClosableStorage.closed)) == sorted(map(id, cached))
+            assert default_storage._wrapped is empty
+            fresh = storages["default"]
+            assert fresh not in cached
+        assert ClosableStorage.closed[-1] is fresh  # the override's end drops it too
+
+    def test_storages_without_close_are_just_dropped(self, settings: Any) -> None:
+        settings.STORAGES = {"default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+        default = storages["default"]
+        with override_settings(IMAGEKIT_TIMEOUT=3):
+            assert storages["default"] is not default
 
 
 @pytest.mark.parametrize(

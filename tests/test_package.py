@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import warnings
 from importlib import metadata, resources
 
 import pytest
@@ -62,3 +64,80 @@ def test_app_config_label() -> None:
     config = apps.get_app_config("django_imagekit_storage")
     assert type(config).__qualname__ == "ImageKitStorageConfig"
     assert config.name == "django_imagekit_storage"
+
+
+def test_the_wheel_holds_the_package_only() -> None:
+    # tox installs the built wheel: its RECORD lists exactly what the wheel shipped.
+    distribution = metadata.distribution("django-imagekit-storage")
+    direct_url = json.loads(distribution.read_text("direct_url.json") or "{}")
+    if direct_url.get("dir_info", {}).get("editable"):
+        pytest.skip("an editable install has no wheel contents to inspect")
+    shipped = {path.as_posix() for path in distribution.files or ()}
+    top_levels = {path.split("/", 1)[0] for path in shipped}
+    assert {name for name in top_levels if not name.endswith(".dist-info")} == {
+        "django_imagekit_storage"
+    }
+    assert "django_imagekit_storage/py.typed" in shipped
+    assert "django_imagekit_storage/testing/server.py" in shipped
+    assert not [path for path in shipped if "conftest" in path or "/tests/" in path]
+
+
+def test_every_module_imports_without_settings_or_warnings() -> None:
+    # The pytest plugin (and the package with it) is imported before pytest installs its
+    # warning filters, so -W error here is what catches a deprecation at import time.
+    code = (
+        "import importlib, pkgutil, django_imagekit_storage as pkg\n"
+        "from django.conf import settings\n"
+        "names = [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "assert not settings.configured\n"
+        "print(len(names))\n"
+    )
+    env = {"PATH": "", "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 10
+
+
+def test_deprecation_warnings_fail_the_tests() -> None:
+    # pyproject's filterwarnings = ["error"]: a deprecation from our code fails its test.
+    with pytest.raises(DeprecationWarning, match="old API"):
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    with pytest.raises(PendingDeprecationWarning):
+        warnings.warn("soon", PendingDeprecationWarning, stacklevel=1)
+
+
+def test_tox_passes_no_account_variables() -> None:
+    # tox gives the tests a minimal environment; a pass_env pattern matching these would let
+    # a developer's real account reach them (tests/conftest.py also clears them).
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    tox_ini = Path(__file__).parents[1] / "tox.ini"
+    if not tox_ini.is_file():
+        pytest.skip("tox.ini is not next to the tests (an installed test run)")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(tox_ini)
+    patterns = [
+        pattern.strip()
+        for section in parser.sections()
+        for line in parser.get(section, "pass_env", fallback="").splitlines()
+        for pattern in line.split(",")
+        if pattern.strip()
+    ]
+    assert patterns, "tox.ini should list what it passes"
+    for variable in (
+        "IMAGEKIT_PRIVATE_KEY",
+        "IMAGE_KIT_BASE_URL",
+        "OPTIONAL_IMAGEKIT_IGNORES_THIS",
+    ):
+        leaking = [p for p in patterns if fnmatch.fnmatchcase(variable, p.upper())]
+        assert not leaking, f"tox.ini passes {variable} through {leaking}"

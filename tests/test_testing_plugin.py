@@ -153,3 +153,43 @@ def test_command_line_prints_the_endpoints_and_stops_on_sigterm() -> None:
     assert f"IMAGEKIT_URL_ENDPOINT={base_url}/demo" in output
     assert "sekrit_key_123" not in output + err
     assert "sekr..." in output
+
+
+@pytest.mark.parametrize(
+    ("django_plugin", "summary"),
+    [("with pytest-django", "2 passed, 1 skipped"), ("without pytest-django", "3 passed")],
+)
+def test_a_project_without_django_settings_runs_and_uses_the_server(
+    tmp_path: Any, django_plugin: str, summary: str
+) -> None:
+    # The plugin loads in every pytest run where the package is installed, Django or not.
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    error\n")
+    (tmp_path / "test_plain.py").write_text(
+        "import urllib.request\n"
+        "def test_plain():\n"
+        "    assert 1 + 1 == 2\n"
+        "def test_server(imagekit_server):\n"
+        "    imagekit_server.add_file('a.txt', b'hi')\n"
+        "    with urllib.request.urlopen(imagekit_server.url_endpoint + '/a.txt') as answer:\n"
+        "        assert answer.read() == b'hi'\n"
+        "def test_settings_fixture_needs_pytest_django(request):\n"
+        "    import pytest\n"
+        "    if request.config.pluginmanager.hasplugin('django'):\n"
+        "        pytest.skip('pytest-django is loaded')\n"
+        "    with pytest.raises(pytest.UsageError, match='pytest-django'):\n"
+        "        request.getfixturevalue('imagekit_settings')\n"
+    )
+    arguments = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    if django_plugin == "without pytest-django":
+        arguments[4:4] = ["-p", "no:django"]
+    result = subprocess.run(
+        arguments,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "", "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{summary} in" in result.stdout

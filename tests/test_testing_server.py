@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import re
+import socket
 import struct
 import threading
 import time
@@ -785,6 +786,28 @@ def test_unknown_api_route_is_a_json_404(imagekit_server: FakeImageKitServer) ->
     assert headers["content-type"] == "application/json"
     assert "No ImageKit API route" in json.loads(body)["message"]
     assert imagekit_server.requests[-1].route is None
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        pytest.param(b"OPTIONS /v1/files HTTP/1.1\r\nHost: x\r\n\r\n", 501, id="method"),
+        pytest.param(
+            b"GET /v1/files HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", 431, id="header"
+        ),
+    ],
+)
+def test_errors_http_server_answers_itself_are_json_too(
+    imagekit_server: FakeImageKitServer, request_bytes: bytes, status: int
+) -> None:
+    with socket.create_connection(("127.0.0.1", imagekit_server.port), timeout=5) as connection:
+        connection.sendall(request_bytes)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        body = response.read()
+    assert response.status == status
+    assert response.getheader("content-type") == "application/json"
+    assert set(json.loads(body)) == {"message", "help"}
 
 
 # Request log

@@ -32,6 +32,7 @@ import random
 import threading
 import time
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -72,7 +73,7 @@ CONNECT_TIMEOUT: Final = 5.0
 #: A ``Retry-After`` above this is not waited for, whatever the deadline.
 MAX_RETRY_AFTER: Final = 60.0
 # Socket writes are cut into pieces this big so each one is clamped to the deadline.
-_WRITE_PIECE: Final = 16 * 1024
+_WRITE_PIECE: Final = 64 * 1024
 # Upload kwargs the client sets itself; ``extra`` may not override them.
 _RESERVED_UPLOAD_KWARGS: Final = frozenset(
     {
@@ -524,6 +525,9 @@ class ImageKitClient:
         self._lock = threading.Lock()
         self._sdk: imagekitio.ImageKit | None = None
         self._http: httpx.Client | None = None
+        # Closes the connection pool if this client is dropped unclosed (Django forgets
+        # cached storages without closing them): no socket is left to the GC.
+        self._finalizer: weakref.finalize[[], ImageKitClient] | None = None
 
     def __repr__(self) -> str:
         return f"<ImageKitClient base_url={self.settings.base_url or _CLOUD_API!r}>"
@@ -549,6 +553,7 @@ class ImageKitClient:
                     follow_redirects=True,
                 )
                 self._sdk = self._make_sdk(self._http)
+                self._finalizer = weakref.finalize(self, self._http.close)
             return self._sdk, self._http
 
     def _make_sdk(self, http: httpx.Client) -> imagekitio.ImageKit:
@@ -576,6 +581,9 @@ class ImageKitClient:
         """Release the connections. A later call creates a new SDK client."""
         with self._lock:
             sdk, self._sdk, self._http = self._sdk, None, None
+            finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
         if sdk is not None:
             sdk.close()
 
@@ -985,7 +993,9 @@ class ImageKitClient:
         skip = 0
         while True:
 
-            def attempt(attempt: _Attempt, skip: int = skip) -> list[Mapping[str, object]]:
+            def attempt(
+                attempt: _Attempt, skip: int = skip
+            ) -> tuple[list[Mapping[str, object]], int]:
                 raw = sdk.assets.with_raw_response.list(
                     skip=skip, limit=PAGE_SIZE, timeout=self._timeout_for(attempt), **query
                 )
@@ -1002,11 +1012,12 @@ class ImageKitClient:
                         name,
                         len(data) - len(items),
                     )
-                return items
+                return items, len(data)
 
-            page = self._run(operation, name, self.settings.timeout, attempt)
+            page, sent = self._run(operation, name, self.settings.timeout, attempt)
             yield page
-            if len(page) < PAGE_SIZE:
+            # Entries sent, not entries kept: a full page with a skipped one is still full.
+            if sent < PAGE_SIZE:
                 return
             skip += PAGE_SIZE
 
@@ -1115,16 +1126,26 @@ class ImageKitClient:
                 into.seek(start)
                 into.truncate()
             written = 0
-            # No Authorization header: delivery URLs are public or signed.
-            with http.stream("GET", url, timeout=self._timeout_for(attempt)) as response:
-                if response.status_code == 404:
-                    raise FileNotFoundError(f"No file at {path!r} on ImageKit (HTTP 404).")
-                if response.status_code >= 400:
-                    response.read()
-                    raise _HTTPStatusError(response)
-                for chunk in response.iter_bytes():
-                    into.write(chunk)
-                    written += len(chunk)
+            try:
+                # No Authorization header: delivery URLs are public or signed.
+                with http.stream("GET", url, timeout=self._timeout_for(attempt)) as response:
+                    if response.status_code == 404:
+                        raise FileNotFoundError(f"No file at {path!r} on ImageKit (HTTP 404).")
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _HTTPStatusError(response)
+                    for chunk in response.iter_bytes():
+                        into.write(chunk)
+                        written += len(chunk)
+            # Answers no retry can fix; the SDK maps such errors itself for API calls.
+            except httpx.DecodingError as error:
+                raise self._response_error(
+                    "download", path, f"the delivered bytes cannot be decoded ({error})"
+                ) from error
+            except httpx.TooManyRedirects as error:
+                raise self._response_error(
+                    "download", path, "the delivery URL redirects too many times"
+                ) from error
             return written
 
         def can_retry() -> bool:

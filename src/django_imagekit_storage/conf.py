@@ -517,17 +517,32 @@ def resolve_options(
 def reset_storages_on_setting_change(*, setting: str, **kwargs: object) -> None:
     """``setting_changed`` receiver: storages read ``IMAGEKIT_*`` settings when created,
     so drop the cached instances when one changes (Django does this only for
-    ``STORAGES``, ``STATIC_ROOT`` and ``STATIC_URL``)."""
+    ``STORAGES``, ``STATIC_ROOT`` and ``STATIC_URL``), closing those that have a
+    ``close()``: a dropped storage's connection pool would otherwise be left to the
+    garbage collector (a ``ResourceWarning`` per open socket)."""
     if not setting.startswith(SETTING_PREFIX):
         return
     from django.contrib.staticfiles.storage import staticfiles_storage
     from django.core.files.storage import default_storage, storages
     from django.utils.functional import empty
 
+    dropped: dict[int, object] = {id(storage): storage for storage in _cached(storages)}
     # The same reset Django's own receiver does for STORAGES.
     cast("Any", storages)._storages = {}
     for lazy_storage in (default_storage, staticfiles_storage):
+        wrapped = cast("Any", lazy_storage)._wrapped
+        if wrapped is not empty:
+            dropped.setdefault(id(wrapped), wrapped)
         cast("Any", lazy_storage)._wrapped = empty
+    for storage in dropped.values():
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
+
+
+def _cached(storages: object) -> list[object]:
+    cache = getattr(storages, "_storages", None)
+    return list(cache.values()) if isinstance(cache, dict) else []
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -502,6 +502,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # What http.server answers itself (an unknown method, a header too long) is ImageKit's
+        # error JSON too, not an HTML page.
+        self.log_error("code %d, message %s", code, message)
+        short = self.responses.get(code, ("Error", ""))[0]
+        body = json.dumps({"message": message or short, "help": HELP}).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        no_body = code < 200 or code in {204, 205, 304}
+        if not no_body:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and not no_body:
+            self.wfile.write(body)
+
     def do_GET(self) -> None:
         self.server.owner._dispatch(self)
 

@@ -1,0 +1,204 @@
+"""The example project's upload page and gallery, through Django's test client.
+
+The example's own app, views, templates and URLs run here with the test settings' database;
+media goes through the real ImageKitStorage to the stand-in server.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import InMemoryUploadedFile, SimpleUploadedFile
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.core.management import call_command
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "example"
+
+
+@pytest.fixture
+def example_site(settings, imagekit_settings):
+    """The example's apps, URLs, middleware and templates on top of the test settings."""
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        from example_project import settings as example_settings
+
+        settings.INSTALLED_APPS = example_settings.INSTALLED_APPS
+        settings.MIDDLEWARE = example_settings.MIDDLEWARE
+        settings.TEMPLATES = example_settings.TEMPLATES
+        settings.ROOT_URLCONF = example_settings.ROOT_URLCONF
+        settings.GALLERY_MAX_UPLOAD_BYTES = example_settings.GALLERY_MAX_UPLOAD_BYTES
+        call_command("migrate", interactive=False, verbosity=0, run_syncdb=True)
+        yield imagekit_settings
+        # While the example's apps are still installed: the test database's own flush
+        # runs after the settings are restored and would not see the gallery's table.
+        call_command("flush", interactive=False, verbosity=0)
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+
+
+def jpeg(size: tuple[int, int], exif_orientation: int | None = None) -> bytes:
+    from PIL import Image
+
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    buffer = io.BytesIO()
+    options: dict[str, object] = {"quality": 85}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        options["exif"] = exif
+    image.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+class CountingFile(InMemoryUploadedFile):
+    """An upload that counts how often the view reads it: once is the point of the example."""
+
+    reads = 0
+
+    def read(self, *args, **kwargs):
+        type(self).reads += 1
+        return self.file.read(*args, **kwargs)
+
+
+class CountingUploadHandler(MemoryFileUploadHandler):
+    """Django's in-memory upload handler, handing the view ``CountingFile`` objects."""
+
+    def file_complete(self, file_size):
+        if not self.activated:
+            return None
+        self.file.seek(0)
+        return CountingFile(
+            file=self.file,
+            field_name=self.field_name,
+            name=self.file_name,
+            content_type=self.content_type,
+            size=file_size,
+            charset=self.charset,
+            content_type_extra=self.content_type_extra,
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_makes_webp_image_and_thumbnail_and_the_gallery_shows_them(
+    example_site, client, settings
+):
+    from gallery.models import Photo
+
+    server = example_site
+    settings.FILE_UPLOAD_HANDLERS = [f"{__name__}.CountingUploadHandler"]
+    CountingFile.reads = 0
+    upload = SimpleUploadedFile("Holiday Photo.jpg", jpeg((1200, 2000)), content_type="image/jpeg")
+    response = client.post("/upload/", {"title": "Beach", "photo": upload})
+    assert response.status_code == 302, response.content.decode()
+    assert response["Location"] == "/"
+    assert CountingFile.reads == 1  # the view read the upload once, for both variants
+
+    photo = Photo.objects.get()
+    assert photo.title == "Beach"
+    assert photo.image.name.startswith("photos/Holiday_Photo")
+    assert photo.image.name.endswith(".webp")
+    assert photo.thumbnail.name.startswith("photos/thumbnails/Holiday_Photo")
+    assert (photo.width, photo.height) == (960, 1600)
+    assert (photo.thumbnail_width, photo.thumbnail_height) == (192, 320)
+
+    # Both variants are on the stand-in server, as WEBP, under their stored names.
+    stored = {path.lstrip("/"): file for path, file in server.files.items()}
+    assert set(stored) == {photo.image.name, photo.thumbnail.name}
+    assert all(file.data[8:12] == b"WEBP" for file in stored.values())
+    assert server.count("upload") == 2
+
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert photo.thumbnail.url.replace("&", "&amp;") in html
+    assert photo.image.url.replace("&", "&amp;") in html
+    assert photo.thumbnail.url.startswith(server.url_endpoint + "/photos/thumbnails/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exif_orientation_is_applied(example_site, client):
+    from gallery.models import Photo
+
+    upload = SimpleUploadedFile("sideways.jpg", jpeg((2000, 1200), exif_orientation=6))
+    assert client.post("/upload/", {"photo": upload}).status_code == 302
+    photo = Photo.objects.get()
+    assert photo.title == "sideways"
+    assert photo.height > photo.width
+
+
+@pytest.mark.django_db(transaction=True)
+def test_not_an_image_is_refused_and_nothing_is_stored(example_site, client):
+    from gallery.models import Photo
+
+    upload = SimpleUploadedFile("evil.jpg", b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+    response = client.post("/upload/", {"photo": upload})
+    assert response.status_code == 400
+    assert "not an image we can use" in response.content.decode()
+    assert not Photo.objects.exists()
+    assert example_site.count("upload") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_upload_leaves_nothing_behind(example_site, client, settings):
+    from gallery.models import Photo
+
+    settings.IMAGEKIT_MAX_RETRIES = 0
+    example_site.fail("upload", status=500, times=1)
+    upload = SimpleUploadedFile("a.jpg", jpeg((800, 600)))
+    response = client.post("/upload/", {"photo": upload}, follow=True)
+    assert "ImageKit did not store the photo" in response.content.decode()
+    assert not Photo.objects.exists()
+    assert dict(example_site.files) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gallery_and_upload_pages_render_empty(example_site, client):
+    assert "No photos yet" in client.get("/").content.decode()
+    assert 'type="file"' in client.get("/upload/").content.decode()
+
+
+def test_the_stand_in_starts_once_and_processes_started_from_here_reuse_it(monkeypatch):
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        from example_project import standin
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+    exported = (
+        "IMAGEKIT_PRIVATE_KEY",
+        "IMAGEKIT_URL_ENDPOINT",
+        "IMAGEKIT_BASE_URL",
+        standin.STANDIN_MARKER,
+        standin.DATABASE_VARIABLE,
+    )
+    for name in exported:
+        # Empty counts as unset; monkeypatch removes what the stand-in exports afterwards.
+        monkeypatch.setenv(name, "")
+
+    server = standin.use_standin_unless_configured(quiet=True)
+    assert server is not None
+    try:
+        assert os.environ["IMAGEKIT_BASE_URL"] == server.base_url
+        assert os.environ["IMAGEKIT_URL_ENDPOINT"] == server.url_endpoint
+        assert os.environ["IMAGEKIT_PRIVATE_KEY"] == server.private_key
+        assert os.environ["IMAGEKIT_PRIVATE_KEY"].startswith("private_")
+        assert standin.on_standin()
+        # runserver's autoreloader child inherits these variables: it starts no second server.
+        assert standin.use_standin_unless_configured(quiet=True) is None
+    finally:
+        server.stop()
+
+
+def test_with_imagekit_variables_the_stand_in_is_not_started(monkeypatch):
+    sys.path.insert(0, str(EXAMPLE_DIR))
+    try:
+        from example_project import standin
+    finally:
+        sys.path.remove(str(EXAMPLE_DIR))
+    monkeypatch.setenv("IMAGEKIT_PRIVATE_KEY", "private_from_the_account")
+    monkeypatch.delenv(standin.STANDIN_MARKER, raising=False)
+    assert standin.use_standin_unless_configured(quiet=True) is None
+    assert not standin.on_standin()
