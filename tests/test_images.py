@@ -1045,6 +1045,48 @@ def test_threads_share_no_state() -> None:
     assert results == [expected] * 6
 
 
+def test_threads_with_mixed_work_get_what_one_thread_gets() -> None:
+    # Every path at once: shrink-on-load, alpha, palettes, profiles, max_bytes, refusals.
+    jobs: list[tuple[bytes, dict[str, ImageSpec]]] = [
+        (
+            encode(photo((900, 600)), "JPEG"),
+            {"m": ImageSpec(max_size=300), "t": ImageSpec(max_size=50)},
+        ),
+        (
+            encode(transparent_logo(), "PNG"),
+            {"j": ImageSpec(format="JPEG"), "p": ImageSpec(format="PNG")},
+        ),
+        (encode(photo().quantize(64), "GIF"), {"w": ImageSpec(max_size=None)}),
+        (encode(photo(), "JPEG", icc_profile=icc_profile()), {"w": ImageSpec(max_bytes=3000)}),
+        (_tiff_with_a_damaged_tag(), {"w": ImageSpec()}),  # refused: warnings are errors here
+        (b"not an image", {"w": ImageSpec()}),
+    ]
+
+    def run(job: tuple[bytes, dict[str, ImageSpec]]) -> dict[str, bytes] | str:
+        try:
+            return {name: out.data for name, out in optimize_image_variants(*job).items()}
+        except InvalidImageError as error:
+            return str(error)
+
+    expected = [run(job) for job in jobs]
+    results: dict[int, list[dict[str, bytes] | str]] = {}
+
+    def worker(index: int) -> None:
+        shift = index % len(jobs)  # each thread in its own order
+        order = list(range(len(jobs)))[shift:] + list(range(len(jobs)))[:shift]
+        got = {i: run(jobs[i]) for i in order}
+        results[index] = [got[i] for i in range(len(jobs))]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6  # no thread died
+    for got in results.values():
+        assert got == expected
+
+
 def test_pillow_globals_are_left_alone() -> None:
     before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
     optimize_image_from_bytes(encode(photo(), "JPEG"), max_pixels=10**9)
