@@ -908,6 +908,12 @@ def test_max_bytes_impossible(fmt: str) -> None:
     assert issubclass(MaxBytesError, ValueError)
 
 
+def test_max_bytes_impossible_for_an_image_under_16_px() -> None:
+    data = encode(photo((8, 6)), "PNG")
+    with pytest.raises(MaxBytesError, match=r"No JPEG output even at its full 8x6 px fits in 30"):
+        optimize_image_from_bytes(data, format="JPEG", max_bytes=30)
+
+
 def test_max_bytes_already_met_is_one_encode(caplog: pytest.LogCaptureFixture) -> None:
     data = encode(photo((100, 80)), "PNG")
     with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):

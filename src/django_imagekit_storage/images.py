@@ -921,8 +921,12 @@ class _Encoder:
             logger.debug("max_bytes: %dx%d gives %d bytes", *target, size)
             if best is not None:
                 return smaller, best
+        smallest = (
+            f"of at least {MIN_SIDE} px"
+            if max(image.size) > MIN_SIDE
+            else f"even at its full {image.width}x{image.height} px"
+        )
         raise MaxBytesError(
-            f"No {self.spec.format} output of at least {MIN_SIDE} px fits in "
-            f"{self.spec.max_bytes} bytes (the smallest attempt was {size} bytes); "
-            f"raise max_bytes"
+            f"No {self.spec.format} output {smallest} fits in {self.spec.max_bytes} bytes "
+            f"(the smallest attempt was {size} bytes); raise max_bytes"
         )
