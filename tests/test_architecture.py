@@ -268,6 +268,23 @@ def test_the_stand_in_server_is_an_independent_reading_of_the_wire_contract() ->
         assert_none(outside)
 
 
+def test_rendering_never_reaches_the_network() -> None:
+    """Templates -> responsive -> storage.url -> delivery: a page of images renders from
+    string work, so neither the helpers nor the tags may talk to ImageKit themselves."""
+    for name in (f"{PACKAGE}.responsive", f"{PACKAGE}.templatetags.imagekit_storage"):
+        assert_none(breaches(name, (*ours("client"), "http", *NETWORK)))
+        reached = runtime_closure(name)
+        assert f"{PACKAGE}.client" not in reached, reached.get(f"{PACKAGE}.client")
+
+
+def test_template_tags_are_thin() -> None:
+    """The tag library parses arguments and calls ``responsive``; the Python helpers views
+    and serializers use are the same code."""
+    name = f"{PACKAGE}.templatetags.imagekit_storage"
+    ours_imported = {imp.module for imp in parse(name).imports if imp.is_(PACKAGE)}
+    assert ours_imported <= {PACKAGE, f"{PACKAGE}.responsive"}, ours_imported
+
+
 COMMANDS = f"{PACKAGE}.management.commands."
 
 
