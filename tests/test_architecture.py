@@ -285,6 +285,53 @@ def test_template_tags_are_thin() -> None:
     assert ours_imported <= {PACKAGE, f"{PACKAGE}.responsive"}, ours_imported
 
 
+class _ImportTimeReads(ast.NodeVisitor):
+    """Settings and environment reads in code that runs when the module is imported: the
+    module body and class bodies, not function bodies."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, int]] = []
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for child in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
+            if child is not None:
+                self.visit(child)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815 (ast's visitor naming)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        return
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        base = ast.unparse(node.value)
+        if base in {"settings", "django_settings", "django.conf.settings", "os.environ"}:
+            self.found.append((f"{base}.{node.attr}", node.lineno))
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if ast.unparse(node.value) == "os.environ":
+            self.found.append(("os.environ[...]", node.lineno))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if ast.unparse(node.func) in {"os.getenv", "os.environ.get", "getattr"} and (
+            ast.unparse(node.func) != "getattr"
+            or ast.unparse(node.args[0]) in {"settings", "django_settings"}
+        ):
+            self.found.append((f"{ast.unparse(node.func)}()", node.lineno))
+        self.generic_visit(node)
+
+
+def test_nothing_reads_settings_or_the_environment_at_import() -> None:
+    """Options are resolved when a storage is created, never when a module is imported."""
+    found = []
+    for name, path in modules().items():
+        visitor = _ImportTimeReads()
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
+        found += [f"{where(name, line)} reads {what} at import" for what, line in visitor.found]
+    assert_none(found)
+
+
 COMMANDS = f"{PACKAGE}.management.commands."
 
 
