@@ -382,7 +382,9 @@ def docs_text() -> str:
 
 
 @pytest.mark.parametrize(
-    "module", [PACKAGE, f"{PACKAGE}.testing", f"{PACKAGE}.testing.plugin"], ids=str
+    "module",
+    [PACKAGE, f"{PACKAGE}.testing", f"{PACKAGE}.testing.plugin", f"{PACKAGE}.responsive"],
+    ids=str,
 )
 def test_every_public_name_is_documented(module: str) -> None:
     missing = [
