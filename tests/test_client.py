@@ -101,6 +101,27 @@ def test_upload_stores_at_exact_path_in_one_request(
     assert form["overwriteFile"] == "false"
     assert form["folder"] == "/media/photos/"
     assert form["fileName"] == "cat.txt"
+    # Nothing the bare SDK upload would not send: each extra part costs socket writes.
+    assert set(form) == {"fileName", "folder", "useUniqueFileName", "overwriteFile"}
+
+
+def test_upload_asks_for_no_response_fields_and_sends_privacy_only_when_private(
+    client: ImageKitClient, imagekit: FakeImageKitServer
+) -> None:
+    public = upload(client, "p/public.txt")
+    private = upload(client, "p/private.txt", is_private=True)
+    chosen = upload(client, "p/chosen.txt", extra={"is_private_file": True})
+    forms = [request.form for request in imagekit.requests]
+    assert all("responseFields" not in form for form in forms)
+    assert "isPrivateFile" not in forms[0]
+    assert forms[1]["isPrivateFile"] == forms[2]["isPrivateFile"] == "true"
+    # The answer does not repeat the privacy: what was sent is what is reported.
+    assert (public.is_private, private.is_private, chosen.is_private) == (False, True, True)
+    assert [imagekit.files[f"/p/{n}.txt"].is_private for n in ("public", "private", "chosen")] == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_upload_at_root_private_with_tags_and_metadata(

@@ -843,14 +843,22 @@ class ImageKitClient:
             "folder": folder,
             "use_unique_file_name": False,
             "overwrite_file": overwrite,
-            "is_private_file": is_private,
-            "response_fields": ["isPrivateFile"],
         }
+        # Only fields that carry information: each one more multipart part costs socket
+        # writes on every upload. "false" is ImageKit's default, and the answer's
+        # isPrivateFile (sent only if asked for in responseFields) would only repeat
+        # what we sent, so it is not asked for: the parser falls back to our value.
+        if is_private:
+            kwargs["is_private_file"] = True
         if tags:
             kwargs["tags"] = list(tags)
         if custom_metadata:
             kwargs["custom_metadata"] = dict(custom_metadata)
         kwargs.update(self._upload_extra(extra))
+        # ``extra`` may set the privacy itself (a direct client call): what is sent counts.
+        sent_private = kwargs.get("is_private_file", False)
+        if isinstance(sent_private, bool):
+            is_private = sent_private
         sdk = self._clients()[0]
         started = time.monotonic()
         began = datetime.now(timezone.utc)
