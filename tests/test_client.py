@@ -254,9 +254,10 @@ def test_list_folders(client: ImageKitClient, imagekit: FakeImageKitServer) -> N
 
 def test_delete_and_delete_missing(client: ImageKitClient, imagekit: FakeImageKitServer) -> None:
     stored = imagekit.add_file("gone/soon.txt", b"x")
-    client.delete(stored.file_id, path="gone/soon.txt")
+    assert client.delete(stored.file_id, path="gone/soon.txt") is True
     assert "/gone/soon.txt" not in imagekit.files
-    client.delete(stored.file_id, path="gone/soon.txt")  # already gone: fine
+    # Already gone: not an error, but the caller can tell.
+    assert client.delete(stored.file_id, path="gone/soon.txt") is False
     assert imagekit.count("delete") == 2
 
 

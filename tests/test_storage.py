@@ -329,6 +329,43 @@ def test_save_open_exists_delete_round_trip(
     assert server.files == {}
 
 
+def test_delete_with_a_stale_cached_id_deletes_the_file_now_under_the_name(
+    storage: ImageKitStorage, make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    name = storage.save("stale.txt", ContentFile(b"first"))  # its file id is now cached
+    other = make_storage(location="media")
+    other.delete(name)  # behind the first storage's back...
+    other.save_exact(name, ContentFile(b"second upload"))  # ...and uploaded again: a new id
+    new_id = server.files[f"/media/{name}"].file_id
+    server.clear_requests()
+    storage.delete(name)
+    assert server.files == {}, "a stale cache must not make delete() delete nothing"
+    # The stale id's 404, one search, then the file the name holds now.
+    assert routes(server) == ["delete", "list", "delete"]
+    assert server.requests[-1].path.endswith(new_id)
+    server.clear_requests()
+    storage.delete(name)  # forgotten: a search finds nothing, no delete is sent
+    assert routes(server) == ["list"]
+
+
+def test_delete_with_a_stale_cached_id_and_nothing_there_logs_no_deletion(
+    storage: ImageKitStorage,
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = storage.save("gone.txt", ContentFile(b"x"))
+    make_storage(location="media").delete(name)
+    server.clear_requests()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="django_imagekit_storage.storage")
+    storage.delete(name)
+    assert routes(server) == ["delete", "list"]
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith(".storage")]
+    assert not any(message.startswith("deleted ") for message in messages), messages
+    assert any("already gone" in message for message in messages), messages
+
+
 @pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
 def test_pathlib_names_in_every_method(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str

@@ -1097,8 +1097,9 @@ class ImageKitClient:
 
     # --- delete -------------------------------------------------------------------------
 
-    def delete(self, file_id: str, *, path: str) -> None:
-        """Delete the file; a file that is already gone is not an error."""
+    def delete(self, file_id: str, *, path: str) -> bool:
+        """Delete the file: True if it was deleted, False if it was already gone (404,
+        not an error). ``path`` is for logs and errors only: the id is what is deleted."""
         sdk = self._clients()[0]
         started = time.monotonic()
 
@@ -1116,6 +1117,7 @@ class ImageKitClient:
             "deleted" if deleted else "already gone",
             (time.monotonic() - started) * 1000,
         )
+        return deleted
 
     # --- download -----------------------------------------------------------------------
 

@@ -705,21 +705,38 @@ class ImageKitStorage(Storage):
             raise ValueError("The name must be given to delete a file.")
         name = _check_file_name(name)
         path = self._full_path(name)
+        entry = self._cache.get(path)
         remote = self._remote(name)
         if remote is None:
             logger.debug("delete of %r: no such file", path)
             return
+        if self._delete_remote(remote, path) or remote is not entry:
+            return
+        # The id our own save cached is gone: the file was deleted (and maybe uploaded
+        # again under this name) by someone else. Delete what the name holds now.
+        logger.debug("delete of %r: the cached file id is stale; searching", path)
+        remote = self._client.find(path)
+        if remote is not None:
+            self._delete_remote(remote, path)
+
+    def _delete_remote(self, remote: RemoteFile, path: str) -> bool:
+        """Delete ``remote`` by its file id and forget ``path``'s metadata: True if it was
+        deleted, False if it was already gone."""
         started = time.monotonic()
         try:
-            self._client.delete(remote.file_id, path=path)
+            deleted = self._client.delete(remote.file_id, path=path)
         finally:
             self._cache.pop(path)
-        logger.info(
-            "deleted %s (%s bytes) in %.0f ms",
-            path,
-            remote.size,
-            (time.monotonic() - started) * 1000,
-        )
+        if deleted:
+            logger.info(
+                "deleted %s (%s bytes) in %.0f ms",
+                path,
+                remote.size,
+                (time.monotonic() - started) * 1000,
+            )
+        else:
+            logger.debug("delete of %r: file id %s was already gone", path, remote.file_id)
+        return deleted
 
     def exists(self, name: str) -> bool:
         return self._remote(_check_file_name(name)) is not None
