@@ -348,6 +348,48 @@ def test_delete_with_a_stale_cached_id_deletes_the_file_now_under_the_name(
     assert routes(server) == ["list"]
 
 
+def test_delete_file_deletes_exactly_the_listed_file_by_id(
+    storage: ImageKitStorage, server: FakeImageKitServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add_file("/media/d/listed.txt", b"listed")
+    (info,) = storage.iter_files("d")
+    server.clear_requests()
+    caplog.set_level(logging.INFO, logger="django_imagekit_storage.storage")
+    assert storage.delete_file(info) is True
+    assert routes(server) == ["delete"]  # no search
+    assert server.files == {}
+    assert any(
+        r.getMessage().startswith("deleted media/d/listed.txt (6 bytes)") for r in caplog.records
+    )
+    # Gone already: False, still no search.
+    server.clear_requests()
+    assert storage.delete_file(info) is False
+    assert routes(server) == ["delete"]
+
+
+def test_delete_file_leaves_a_new_file_under_the_same_name_and_drops_the_cache(
+    storage: ImageKitStorage, make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    name = storage.save("same.txt", ContentFile(b"one"))
+    info = storage.stat(name)
+    assert info is not None
+    other = make_storage(location="media")
+    other.delete(name)
+    other.save_exact(name, ContentFile(b"two!"))  # a new file id under the same name
+    assert storage.delete_file(info) is False
+    assert server.files[f"/media/{name}"].data == b"two!"
+    server.clear_requests()
+    assert storage.size(name) == 4  # the cached entry was dropped: a search tells the truth
+    assert routes(server) == ["list"]
+
+
+def test_delete_file_refuses_what_is_not_a_file_info(storage: ImageKitStorage) -> None:
+    with pytest.raises(TypeError, match="FileInfo"):
+        storage.delete_file("a.txt")  # type: ignore[arg-type]
+    with pytest.raises(SuspiciousFileOperation):
+        storage.delete_file(FileInfo("../a.txt", 1, "id", None, None, False))
+
+
 def test_delete_with_a_stale_cached_id_and_nothing_there_logs_no_deletion(
     storage: ImageKitStorage,
     make_storage: MakeStorage,
