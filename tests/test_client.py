@@ -261,6 +261,22 @@ def test_delete_and_delete_missing(client: ImageKitClient, imagekit: FakeImageKi
     assert imagekit.count("delete") == 2
 
 
+def test_exists_finds_files_and_folders_in_one_search(
+    client: ImageKitClient, imagekit: FakeImageKitServer
+) -> None:
+    imagekit.add_file("/a/b/c.txt", b"x")
+    assert [client.exists(p) for p in ("a", "a/b", "a/b/c.txt", "a/c", "b", "a/b/c")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert imagekit.count() == imagekit.count("list") == 6
+    assert client.find("a/b") is None  # find() is for files only
+
+
 def test_download(client: ImageKitClient, imagekit: FakeImageKitServer) -> None:
     data = bytes(range(256)) * 1000
     imagekit.add_file("dl/data.bin", data)

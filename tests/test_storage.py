@@ -22,7 +22,7 @@ import django
 import pytest
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from django.utils import timezone as django_timezone
 
@@ -327,6 +327,36 @@ def test_save_open_exists_delete_round_trip(
     storage.delete(name)
     assert not storage.exists(name)
     assert server.files == {}
+
+
+NAMES_FOR_EXISTS = ["d", "d/", "d/sub", "d/x.txt", "d/sub/y.txt", "nothing", "d/nothing", "x.txt"]
+
+
+def test_exists_answers_for_folders_as_file_system_storage_does(
+    storage: ImageKitStorage, server: FakeImageKitServer, tmp_path: Path
+) -> None:
+    local = FileSystemStorage(location=tmp_path)
+    for name in ("d/x.txt", "d/sub/y.txt"):
+        server.add_file(f"/media/{name}", b"x")
+        local.save(name, ContentFile(b"x"))
+    server.clear_requests()
+    answers = {name: storage.exists(name) for name in NAMES_FOR_EXISTS}
+    assert answers == {name: local.exists(name) for name in NAMES_FOR_EXISTS}
+    assert answers["d"] is answers["d/sub"] is True
+    # One search per name, folder or file, found or not.
+    assert routes(server) == ["list"] * len(NAMES_FOR_EXISTS)
+
+
+def test_exists_of_a_file_costs_one_search_or_none_when_cached(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.add_file("/media/theirs.txt", b"x")
+    assert storage.exists("theirs.txt")
+    assert routes(server) == ["list"]
+    name = storage.save("mine.txt", ContentFile(b"x"))
+    server.clear_requests()
+    assert storage.exists(name)
+    assert routes(server) == []
 
 
 def test_delete_with_a_stale_cached_id_deletes_the_file_now_under_the_name(

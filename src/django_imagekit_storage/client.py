@@ -1057,6 +1057,32 @@ class ImageKitClient:
                     return remote
         return None
 
+    def exists(self, path: str) -> bool:
+        """Whether a file or a folder is at exactly ``path``: the one search of
+        :meth:`find` (ImageKit's ``name`` search matches folders as well as files), so a
+        folder costs no extra request."""
+        folder, file_name = _split(path)
+        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
+        with _deadline(self.settings.timeout):
+            for page in self._pages("search", path, query):
+                for item in page:
+                    if item.get("type") == "folder":
+                        # folderPath is the folder's full path; name alone is its leaf,
+                        # and the search is already scoped to the parent folder.
+                        folder_path = _string(item, "folderPath")
+                        found = (
+                            folder_path.strip("/") == path
+                            if folder_path is not None
+                            else _string(item, "name") == file_name
+                        )
+                        if found:
+                            return True
+                        continue
+                    remote = self._remote_file(item, operation="search", name=path)
+                    if remote is not None and remote.path == path:
+                        return True
+        return False
+
     def list_files(self, folder: str, *, recursive: bool) -> Iterator[RemoteFile]:
         """Every file in ``folder`` ("" = the root), in its subfolders too if
         ``recursive``. Paginated; each page request has its own ``timeout`` deadline."""

@@ -754,7 +754,14 @@ class ImageKitStorage(Storage):
         return deleted
 
     def exists(self, name: str) -> bool:
-        return self._remote(_check_file_name(name)) is not None
+        """Whether a file, or a folder, has this name: as ``FileSystemStorage`` answers
+        for directories (ImageKit's folders are real, and ``listdir`` lists them). One
+        search either way, none when the name is cached from our own save."""
+        name = _check_file_name(name)
+        if self._cache.get(self._full_path(name)) is not None:
+            logger.debug("metadata of %r from the cache", self._full_path(name))
+            return True
+        return self._client.exists(self._full_path(name))
 
     def stat(self, name: str) -> FileInfo | None:
         """What ImageKit knows about ``name``: one search, or none when cached."""
