@@ -1305,11 +1305,16 @@ def test_request_counts_for_names_not_cached(
     }
 
 
+THREADS = 8
+FILES_PER_THREAD = 50
+
+
 @pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
 def test_threads_share_one_storage(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str
 ) -> None:
-    # 8 threads, each saving 6 files under one name shared by all and 6 under its own names.
+    # Issue 8: 8 threads saving 50 files each, half under one name shared by all threads and
+    # half under names of their own.
     options = {
         "default": {},
         "overwrite": {"file_overwrite": True},
@@ -1322,7 +1327,7 @@ def test_threads_share_one_storage(
 
     def work(thread: int) -> None:
         try:
-            for index in range(12):
+            for index in range(FILES_PER_THREAD):
                 data = f"{thread}-{index}".encode()
                 given = "same.txt" if index % 2 else f"t{thread}-{index}.txt"
                 name = storage.save(given, ContentFile(data))
@@ -1331,23 +1336,23 @@ def test_threads_share_one_storage(
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=work, args=(number,)) for number in range(8)]
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(results) == 96
+    assert len(results) == THREADS * FILES_PER_THREAD
     stored = {path: file.data for path, file in server.files.items()}
     if mode == "overwrite":
         # No duplicate: one file per name, the shared one holding one of the writes.
-        assert len(stored) == 49
+        assert len(stored) == THREADS * FILES_PER_THREAD // 2 + 1
         assert stored["/media/same.txt"] in {data for name, data in results if name == "same.txt"}
         results = [(name, data) for name, data in results if name != "same.txt"]
     else:
         # Every save got its own name: nothing lost, nothing replaced.
-        assert len({name for name, _ in results}) == 96
-        assert len(stored) == 96
+        assert len({name for name, _ in results}) == THREADS * FILES_PER_THREAD
+        assert len(stored) == THREADS * FILES_PER_THREAD
     for name, data in results:
         assert stored[f"/media/{name}"] == data
         with storage.open(name) as handle:
