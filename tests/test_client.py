@@ -111,15 +111,19 @@ def test_upload_asks_for_no_response_fields_and_sends_privacy_only_when_private(
     public = upload(client, "p/public.txt")
     private = upload(client, "p/private.txt", is_private=True)
     chosen = upload(client, "p/chosen.txt", extra={"is_private_file": True})
+    # Replacing a file says its privacy, so a private one never stays private by omission.
+    replaced = upload(client, "p/private.txt", b"now public", overwrite=True)
     forms = [request.form for request in imagekit.requests]
     assert all("responseFields" not in form for form in forms)
     assert "isPrivateFile" not in forms[0]
     assert forms[1]["isPrivateFile"] == forms[2]["isPrivateFile"] == "true"
+    assert forms[3]["isPrivateFile"] == "false"
+    assert replaced.is_private is False
     # The answer does not repeat the privacy: what was sent is what is reported.
     assert (public.is_private, private.is_private, chosen.is_private) == (False, True, True)
     assert [imagekit.files[f"/p/{n}.txt"].is_private for n in ("public", "private", "chosen")] == [
         False,
-        True,
+        False,
         True,
     ]
 

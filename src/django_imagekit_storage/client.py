@@ -845,11 +845,12 @@ class ImageKitClient:
             "overwrite_file": overwrite,
         }
         # Only fields that carry information: each one more multipart part costs socket
-        # writes on every upload. "false" is ImageKit's default, and the answer's
-        # isPrivateFile (sent only if asked for in responseFields) would only repeat
-        # what we sent, so it is not asked for: the parser falls back to our value.
-        if is_private:
-            kwargs["is_private_file"] = True
+        # writes on every upload. "false" is ImageKit's default for a new file; when
+        # replacing one it is still said, so a private file never stays private by
+        # omission. The answer's isPrivateFile (sent only if asked for in responseFields)
+        # would only repeat what we sent, so it is not asked for: the parser uses ours.
+        if is_private or overwrite:
+            kwargs["is_private_file"] = is_private
         if tags:
             kwargs["tags"] = list(tags)
         if custom_metadata:
