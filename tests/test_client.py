@@ -101,6 +101,31 @@ def test_upload_stores_at_exact_path_in_one_request(
     assert form["overwriteFile"] == "false"
     assert form["folder"] == "/media/photos/"
     assert form["fileName"] == "cat.txt"
+    # Nothing the bare SDK upload would not send: each extra part costs socket writes.
+    assert set(form) == {"fileName", "folder", "useUniqueFileName", "overwriteFile"}
+
+
+def test_upload_asks_for_no_response_fields_and_sends_privacy_only_when_private(
+    client: ImageKitClient, imagekit: FakeImageKitServer
+) -> None:
+    public = upload(client, "p/public.txt")
+    private = upload(client, "p/private.txt", is_private=True)
+    chosen = upload(client, "p/chosen.txt", extra={"is_private_file": True})
+    # Replacing a file says its privacy, so a private one never stays private by omission.
+    replaced = upload(client, "p/private.txt", b"now public", overwrite=True)
+    forms = [request.form for request in imagekit.requests]
+    assert all("responseFields" not in form for form in forms)
+    assert "isPrivateFile" not in forms[0]
+    assert forms[1]["isPrivateFile"] == forms[2]["isPrivateFile"] == "true"
+    assert forms[3]["isPrivateFile"] == "false"
+    assert replaced.is_private is False
+    # The answer does not repeat the privacy: what was sent is what is reported.
+    assert (public.is_private, private.is_private, chosen.is_private) == (False, True, True)
+    assert [imagekit.files[f"/p/{n}.txt"].is_private for n in ("public", "private", "chosen")] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_upload_at_root_private_with_tags_and_metadata(
@@ -233,10 +258,27 @@ def test_list_folders(client: ImageKitClient, imagekit: FakeImageKitServer) -> N
 
 def test_delete_and_delete_missing(client: ImageKitClient, imagekit: FakeImageKitServer) -> None:
     stored = imagekit.add_file("gone/soon.txt", b"x")
-    client.delete(stored.file_id, path="gone/soon.txt")
+    assert client.delete(stored.file_id, path="gone/soon.txt") is True
     assert "/gone/soon.txt" not in imagekit.files
-    client.delete(stored.file_id, path="gone/soon.txt")  # already gone: fine
+    # Already gone: not an error, but the caller can tell.
+    assert client.delete(stored.file_id, path="gone/soon.txt") is False
     assert imagekit.count("delete") == 2
+
+
+def test_exists_finds_files_and_folders_in_one_search(
+    client: ImageKitClient, imagekit: FakeImageKitServer
+) -> None:
+    imagekit.add_file("/a/b/c.txt", b"x")
+    assert [client.exists(p) for p in ("a", "a/b", "a/b/c.txt", "a/c", "b", "a/b/c")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert imagekit.count() == imagekit.count("list") == 6
+    assert client.find("a/b") is None  # find() is for files only
 
 
 def test_download(client: ImageKitClient, imagekit: FakeImageKitServer) -> None:

@@ -327,9 +327,42 @@ def test_orphans_on_imagekit(ik: FakeImageKitServer, tmp_path: Path) -> None:
     assert "elsewhere" not in out
     assert "3 orphan(s), 600 B; 2 older than 1 day(s) (500 B) marked [delete]" in out
 
+    ik.clear_requests()
     out = run("imagekit_orphans", "--delete", "--noinput")
     assert "Deleted 2 file(s) from 'default'." in out
     assert set(ik.files) == {*expected(files), "/media/fresh.jpg", "/elsewhere/old.jpg"}
+    # One listing page, then one delete per orphan by its listed file id: no search.
+    assert [request.route for request in ik.requests] == ["list", "delete", "delete"]
+
+
+def test_a_file_uploaded_under_an_orphans_name_after_the_listing_is_kept(
+    ik: FakeImageKitServer, tmp_path: Path
+) -> None:
+    long_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    ik.add_file("/media/stray/reused.jpg", b"old orphan", created_at=long_ago)
+    ik.add_file("/media/stray/other.jpg", b"another orphan", created_at=long_ago)
+    fields, skipped = discover_fields("default")
+    storage = storages["default"]
+    report = find_orphans(storage, alias="default", fields=fields, skipped_fields=skipped)
+    assert [orphan.name for orphan in report.deletable] == ["stray/other.jpg", "stray/reused.jpg"]
+    # After the listing, the orphan is deleted and a new upload takes its name (a new file
+    # id); no row references it yet: its row may be on its way.
+    assert isinstance(storage, ImageKitStorage)
+    info = storage.stat("stray/reused.jpg")
+    assert info is not None
+    assert storage.delete_file(info) is True
+    fresh = storage.save_exact("stray/reused.jpg", ContentFile(b"fresh upload"))
+    ik.clear_requests()
+    delete_orphans(storage, report, fields=fields, skipped_fields=skipped)
+    assert report.deleted == ["stray/other.jpg"]
+    assert report.already_gone == ["stray/reused.jpg"]
+    assert ik.files["/media/stray/reused.jpg"].data == b"fresh upload"
+    assert ik.files["/media/stray/reused.jpg"].file_id == fresh.file_id
+    assert [request.route for request in ik.requests] == ["delete", "delete"]
+    report.write_json(tmp_path / "r.json")
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["already_gone"] == ["stray/reused.jpg"]
+    assert written["totals"]["already_gone"] == 1
 
 
 def test_names_imagekit_cannot_keep_are_refused_before_uploading(ik: FakeImageKitServer) -> None:

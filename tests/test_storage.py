@@ -22,7 +22,7 @@ import django
 import pytest
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from django.utils import timezone as django_timezone
 
@@ -327,6 +327,115 @@ def test_save_open_exists_delete_round_trip(
     storage.delete(name)
     assert not storage.exists(name)
     assert server.files == {}
+
+
+NAMES_FOR_EXISTS = ["d", "d/", "d/sub", "d/x.txt", "d/sub/y.txt", "nothing", "d/nothing", "x.txt"]
+
+
+def test_exists_answers_for_folders_as_file_system_storage_does(
+    storage: ImageKitStorage, server: FakeImageKitServer, tmp_path: Path
+) -> None:
+    local = FileSystemStorage(location=tmp_path)
+    for name in ("d/x.txt", "d/sub/y.txt"):
+        server.add_file(f"/media/{name}", b"x")
+        local.save(name, ContentFile(b"x"))
+    server.clear_requests()
+    answers = {name: storage.exists(name) for name in NAMES_FOR_EXISTS}
+    assert answers == {name: local.exists(name) for name in NAMES_FOR_EXISTS}
+    assert answers["d"] is answers["d/sub"] is True
+    # One search per name, folder or file, found or not.
+    assert routes(server) == ["list"] * len(NAMES_FOR_EXISTS)
+
+
+def test_exists_of_a_file_costs_one_search_or_none_when_cached(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    server.add_file("/media/theirs.txt", b"x")
+    assert storage.exists("theirs.txt")
+    assert routes(server) == ["list"]
+    name = storage.save("mine.txt", ContentFile(b"x"))
+    server.clear_requests()
+    assert storage.exists(name)
+    assert routes(server) == []
+
+
+def test_delete_with_a_stale_cached_id_deletes_the_file_now_under_the_name(
+    storage: ImageKitStorage, make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    name = storage.save("stale.txt", ContentFile(b"first"))  # its file id is now cached
+    other = make_storage(location="media")
+    other.delete(name)  # behind the first storage's back...
+    other.save_exact(name, ContentFile(b"second upload"))  # ...and uploaded again: a new id
+    new_id = server.files[f"/media/{name}"].file_id
+    server.clear_requests()
+    storage.delete(name)
+    assert server.files == {}, "a stale cache must not make delete() delete nothing"
+    # The stale id's 404, one search, then the file the name holds now.
+    assert routes(server) == ["delete", "list", "delete"]
+    assert server.requests[-1].path.endswith(new_id)
+    server.clear_requests()
+    storage.delete(name)  # forgotten: a search finds nothing, no delete is sent
+    assert routes(server) == ["list"]
+
+
+def test_delete_file_deletes_exactly_the_listed_file_by_id(
+    storage: ImageKitStorage, server: FakeImageKitServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add_file("/media/d/listed.txt", b"listed")
+    (info,) = storage.iter_files("d")
+    server.clear_requests()
+    caplog.set_level(logging.INFO, logger="django_imagekit_storage.storage")
+    assert storage.delete_file(info) is True
+    assert routes(server) == ["delete"]  # no search
+    assert server.files == {}
+    assert any(
+        r.getMessage().startswith("deleted media/d/listed.txt (6 bytes)") for r in caplog.records
+    )
+    # Gone already: False, still no search.
+    server.clear_requests()
+    assert storage.delete_file(info) is False
+    assert routes(server) == ["delete"]
+
+
+def test_delete_file_leaves_a_new_file_under_the_same_name_and_drops_the_cache(
+    storage: ImageKitStorage, make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    name = storage.save("same.txt", ContentFile(b"one"))
+    info = storage.stat(name)
+    assert info is not None
+    other = make_storage(location="media")
+    other.delete(name)
+    other.save_exact(name, ContentFile(b"two!"))  # a new file id under the same name
+    assert storage.delete_file(info) is False
+    assert server.files[f"/media/{name}"].data == b"two!"
+    server.clear_requests()
+    assert storage.size(name) == 4  # the cached entry was dropped: a search tells the truth
+    assert routes(server) == ["list"]
+
+
+def test_delete_file_refuses_what_is_not_a_file_info(storage: ImageKitStorage) -> None:
+    with pytest.raises(TypeError, match="FileInfo"):
+        storage.delete_file("a.txt")  # type: ignore[arg-type]
+    with pytest.raises(SuspiciousFileOperation):
+        storage.delete_file(FileInfo("../a.txt", 1, "id", None, None, False))
+
+
+def test_delete_with_a_stale_cached_id_and_nothing_there_logs_no_deletion(
+    storage: ImageKitStorage,
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = storage.save("gone.txt", ContentFile(b"x"))
+    make_storage(location="media").delete(name)
+    server.clear_requests()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="django_imagekit_storage.storage")
+    storage.delete(name)
+    assert routes(server) == ["delete", "list"]
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith(".storage")]
+    assert not any(message.startswith("deleted ") for message in messages), messages
+    assert any("already gone" in message for message in messages), messages
 
 
 @pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])

@@ -843,14 +843,23 @@ class ImageKitClient:
             "folder": folder,
             "use_unique_file_name": False,
             "overwrite_file": overwrite,
-            "is_private_file": is_private,
-            "response_fields": ["isPrivateFile"],
         }
+        # Only fields that carry information: each one more multipart part costs socket
+        # writes on every upload. "false" is ImageKit's default for a new file; when
+        # replacing one it is still said, so a private file never stays private by
+        # omission. The answer's isPrivateFile (sent only if asked for in responseFields)
+        # would only repeat what we sent, so it is not asked for: the parser uses ours.
+        if is_private or overwrite:
+            kwargs["is_private_file"] = is_private
         if tags:
             kwargs["tags"] = list(tags)
         if custom_metadata:
             kwargs["custom_metadata"] = dict(custom_metadata)
         kwargs.update(self._upload_extra(extra))
+        # ``extra`` may set the privacy itself (a direct client call): what is sent counts.
+        sent_private = kwargs.get("is_private_file", False)
+        if isinstance(sent_private, bool):
+            is_private = sent_private
         sdk = self._clients()[0]
         started = time.monotonic()
         began = datetime.now(timezone.utc)
@@ -1049,6 +1058,32 @@ class ImageKitClient:
                     return remote
         return None
 
+    def exists(self, path: str) -> bool:
+        """Whether a file or a folder is at exactly ``path``: the one search of
+        :meth:`find` (ImageKit's ``name`` search matches folders as well as files), so a
+        folder costs no extra request."""
+        folder, file_name = _split(path)
+        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
+        with _deadline(self.settings.timeout):
+            for page in self._pages("search", path, query):
+                for item in page:
+                    if item.get("type") == "folder":
+                        # folderPath is the folder's full path; name alone is its leaf,
+                        # and the search is already scoped to the parent folder.
+                        folder_path = _string(item, "folderPath")
+                        found = (
+                            folder_path.strip("/") == path
+                            if folder_path is not None
+                            else _string(item, "name") == file_name
+                        )
+                        if found:
+                            return True
+                        continue
+                    remote = self._remote_file(item, operation="search", name=path)
+                    if remote is not None and remote.path == path:
+                        return True
+        return False
+
     def list_files(self, folder: str, *, recursive: bool) -> Iterator[RemoteFile]:
         """Every file in ``folder`` ("" = the root), in its subfolders too if
         ``recursive``. Paginated; each page request has its own ``timeout`` deadline."""
@@ -1089,8 +1124,9 @@ class ImageKitClient:
 
     # --- delete -------------------------------------------------------------------------
 
-    def delete(self, file_id: str, *, path: str) -> None:
-        """Delete the file; a file that is already gone is not an error."""
+    def delete(self, file_id: str, *, path: str) -> bool:
+        """Delete the file: True if it was deleted, False if it was already gone (404,
+        not an error). ``path`` is for logs and errors only: the id is what is deleted."""
         sdk = self._clients()[0]
         started = time.monotonic()
 
@@ -1108,6 +1144,7 @@ class ImageKitClient:
             "deleted" if deleted else "already gone",
             (time.monotonic() - started) * 1000,
         )
+        return deleted
 
     # --- download -----------------------------------------------------------------------
 

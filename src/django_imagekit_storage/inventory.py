@@ -101,6 +101,9 @@ class StoredEntry:
     name: str
     size: int | None
     created_at: datetime | None
+    #: The storage's own record of the file when it lists natively (``ImageKitStorage``:
+    #: its ``FileInfo``, whose file id lets the orphans command delete exactly this file).
+    info: object = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def get_storage(alias: str) -> Storage:
@@ -262,7 +265,7 @@ def list_stored(storage: Storage, *, with_times: bool = False) -> Iterator[Store
     """
     if has_native_listing(storage):
         for info in cast("_Listing", storage).iter_files():
-            yield StoredEntry(info.name, info.size, info.created_at)
+            yield StoredEntry(info.name, info.size, info.created_at, info)
         return
     pending = [""]
     while pending:

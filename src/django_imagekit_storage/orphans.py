@@ -5,7 +5,9 @@ alias, plus, conservatively, those on other storages sharing its class, which ma
 same files: see ``inventory.same_backend``; their names are placed relative to the scanned
 storage's location) and streams the storage's listing against it. ``delete_orphans``
 removes only files older than the cut-off, re-checking the database for each file right
-before deleting it, so a row saved meanwhile keeps its file.
+before deleting it, so a row saved meanwhile keeps its file. On ``ImageKitStorage`` each
+file is deleted by the file id the listing gave (``delete_file``): one request, no search,
+and a file uploaded under the same name after the listing is another file, left alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
     from django.core.files.storage import Storage
 
+    from django_imagekit_storage.storage import FileInfo
+
 __all__ = ["Orphan", "OrphanReport", "delete_orphans", "find_orphans"]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,8 @@ class Orphan:
     #: Old enough for ``--delete``; otherwise ``kept_because`` says why not.
     deletable: bool
     kept_because: str | None = None
+    #: ImageKit's record of the listed file (its file id): what ``--delete`` deletes.
+    file: FileInfo | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +80,9 @@ class OrphanReport:
     excluded: int = 0
     orphans: list[Orphan] = dataclasses.field(default_factory=list)
     deleted: list[str] = dataclasses.field(default_factory=list)
+    #: Deletable orphans already deleted by someone else when their turn came (by file id:
+    #: a file uploaded under the same name since the listing is another file, kept).
+    already_gone: list[str] = dataclasses.field(default_factory=list)
     #: Deletable orphans a row started referencing after the listing: kept.
     now_referenced: list[str] = dataclasses.field(default_factory=list)
     delete_failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -112,11 +121,13 @@ class OrphanReport:
                 "deletable": len(self.deletable),
                 "deletable_bytes": self.deletable_bytes,
                 "deleted": len(self.deleted),
+                "already_gone": len(self.already_gone),
                 "now_referenced": len(self.now_referenced),
                 "delete_failed": len(self.delete_failed),
             },
             "orphans": [orphan.to_dict() for orphan in self.orphans],
             "deleted": self.deleted,
+            "already_gone": self.already_gone,
             "now_referenced": self.now_referenced,
             "delete_failed": [{"name": n, "error": e} for n, e in self.delete_failed],
         }
@@ -240,6 +251,8 @@ def find_orphans(
         exclude=list(exclude),
         started_at=now,
     )
+    from django_imagekit_storage.storage import FileInfo
+
     referenced = _referenced_names(_reference_columns(storage, fields, skipped_fields))
     cutoff = now - min_age
     for entry in list_stored(storage, with_times=True):
@@ -256,7 +269,8 @@ def find_orphans(
             kept = "newer than --older-than"
         else:
             kept = None
-        report.orphans.append(Orphan(entry.name, entry.size, created, kept is None, kept))
+        info = entry.info if isinstance(entry.info, FileInfo) else None
+        report.orphans.append(Orphan(entry.name, entry.size, created, kept is None, kept, info))
     return report
 
 
@@ -272,8 +286,13 @@ def delete_orphans(
 
     Each file is checked against the database again right before its delete, so a row saved
     at any point of the run keeps its file (one query per column and file: cheap next to the
-    delete's own requests). One failed delete does not stop the others.
+    delete's own requests). On ``ImageKitStorage`` the listed file is deleted by its file id
+    (one request, no search): a file uploaded under the same name since the listing is not
+    touched, and one already gone is recorded in ``report.already_gone``. Other storages
+    delete by name. One failed delete does not stop the others.
     """
+    from django_imagekit_storage.storage import ImageKitStorage
+
     columns = _reference_columns(storage, fields, skipped_fields)
     for orphan in report.deletable:
         name = orphan.name
@@ -281,10 +300,17 @@ def delete_orphans(
             report.now_referenced.append(name)
             continue
         try:
-            storage.delete(name)
+            if orphan.file is not None and isinstance(storage, ImageKitStorage):
+                deleted = storage.delete_file(orphan.file)
+            else:
+                storage.delete(name)
+                deleted = True
         except (ImageKitStorageError, OSError) as error:
             logger.info("Deleting orphan %r failed: %s", name, error)
             report.delete_failed.append((name, f"{type(error).__name__}: {error}"))
+            continue
+        if not deleted:
+            report.already_gone.append(name)
             continue
         report.deleted.append(name)
         if on_deleted is not None:

@@ -705,24 +705,63 @@ class ImageKitStorage(Storage):
             raise ValueError("The name must be given to delete a file.")
         name = _check_file_name(name)
         path = self._full_path(name)
+        entry = self._cache.get(path)
         remote = self._remote(name)
         if remote is None:
             logger.debug("delete of %r: no such file", path)
             return
+        if self._delete_by_id(remote.file_id, path, remote.size) or remote is not entry:
+            return
+        # The id our own save cached is gone: the file was deleted (and maybe uploaded
+        # again under this name) by someone else. Delete what the name holds now.
+        logger.debug("delete of %r: the cached file id is stale; searching", path)
+        remote = self._client.find(path)
+        if remote is not None:
+            self._delete_by_id(remote.file_id, path, remote.size)
+
+    def delete_file(self, info: FileInfo) -> bool:
+        """Delete exactly the file ``info`` describes (from ``stat()`` or ``iter_files()``),
+        by its file id: one request, no search. True if it was deleted, False if it was
+        already gone; a file uploaded under the same name since then is a different file
+        (another id) and is left alone. Forgets the name's cached metadata."""
+        if not isinstance(info, FileInfo):
+            raise TypeError(
+                f"delete_file() needs a FileInfo (from stat() or iter_files()), got "
+                f"{type(info).__name__}; to delete by name, use delete(name)."
+            )
+        if not info.file_id:
+            raise ValueError(f"Cannot delete {info.name!r}: its FileInfo has no file id.")
+        path = self._full_path(_check_file_name(info.name))
+        return self._delete_by_id(info.file_id, path, info.size)
+
+    def _delete_by_id(self, file_id: str, path: str, size: int | None) -> bool:
+        """Delete the file ``file_id`` and forget ``path``'s metadata: True if it was
+        deleted, False if it was already gone."""
         started = time.monotonic()
         try:
-            self._client.delete(remote.file_id, path=path)
+            deleted = self._client.delete(file_id, path=path)
         finally:
             self._cache.pop(path)
-        logger.info(
-            "deleted %s (%s bytes) in %.0f ms",
-            path,
-            remote.size,
-            (time.monotonic() - started) * 1000,
-        )
+        if deleted:
+            logger.info(
+                "deleted %s (%s bytes) in %.0f ms",
+                path,
+                size,
+                (time.monotonic() - started) * 1000,
+            )
+        else:
+            logger.debug("delete of %r: file id %s was already gone", path, file_id)
+        return deleted
 
     def exists(self, name: str) -> bool:
-        return self._remote(_check_file_name(name)) is not None
+        """Whether a file, or a folder, has this name: as ``FileSystemStorage`` answers
+        for directories (ImageKit's folders are real, and ``listdir`` lists them). One
+        search either way, none when the name is cached from our own save."""
+        name = _check_file_name(name)
+        if self._cache.get(self._full_path(name)) is not None:
+            logger.debug("metadata of %r from the cache", self._full_path(name))
+            return True
+        return self._client.exists(self._full_path(name))
 
     def stat(self, name: str) -> FileInfo | None:
         """What ImageKit knows about ``name``: one search, or none when cached."""

@@ -222,6 +222,8 @@ class Command(BaseCommand):
         )
         for name in report.now_referenced:
             self.stdout.write(f"Kept {name}: a row references it now.")
+        for name in report.already_gone:
+            self.stdout.write(f"Already gone: {name} (deleted since the listing).")
         for name, error in report.delete_failed:
             self.stdout.write(self.style.ERROR(f"Could not delete {name}: {error}"))
         self.stdout.write(
