@@ -151,6 +151,8 @@ def test_closest_key() -> None:
     assert responsive.closest_transformation_key("qualty") == "quality"
     assert responsive.closest_transformation_key("zzzzzz") is None
     assert responsive.closest_transformation_key("clas", ["class"]) == "class"
+    assert responsive.closest_transformation_key("overlai") == "overlay"
+    assert responsive.closest_transformation_key("overlai", exclude=["overlay"]) is None
 
 
 @pytest.mark.parametrize("name", ['a"b', "on click", "", "x>"])

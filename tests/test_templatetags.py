@@ -43,7 +43,7 @@ def test_library_loads_by_name_in_the_project(settings) -> None:
         ("{% imagekit_url p.image qualty=3 %}", "Did you mean 'quality'"),
         ("{% imagekit_url p.image zzzzzzzz=3 %}", "Unknown argument 'zzzzzzzz'."),
         ("{% imagekit_img p.image clas='x' %}", "Did you mean 'class'"),
-        ("{% imagekit_img p.image overlay=x %}", "Unknown argument 'overlay'"),
+        ("{% imagekit_img p.image overlay=x %}", "'overlay' is a nested mapping"),
         ("{% imagekit_url p.image w=3 width=4 %}", "'w' and 'width' both set the 'width'"),
         ("{% imagekit_img p.image alt='a' alt='b' %}", "'alt' is given twice"),
         ("{% imagekit_srcset p.image widths='320,x' %}", "got 'x'"),
@@ -64,6 +64,13 @@ def test_unknown_argument_message_lists_the_tags_own_arguments() -> None:
     message = compile_error("{% imagekit_img p.image foo=1 %}")
     assert "imagekit_img's own (alt, class," in message
     assert "short codes" in message
+
+
+def test_a_template_is_never_told_to_use_a_key_it_cannot_take() -> None:
+    # "overlay" is valid in the Python helpers only: suggesting it would lead to another error.
+    message = compile_error("{% imagekit_url p.image overlai=1 %}")
+    assert "Unknown argument 'overlai'." in message
+    assert "overlay" not in message.replace("'overlai'", "")
 
 
 def test_variables_are_not_checked_until_render() -> None:

@@ -47,6 +47,8 @@ for _long, _short in TRANSFORMATION_KEYS.items():
     _LONG_NAMES.setdefault(_short, _long)
     _LONG_NAMES[_long] = _long
 _LONG_NAMES["overlay"] = "overlay"  # the SDK's nested overlay mapping (Python helpers only)
+# Keys a template argument cannot express (a nested mapping): never suggested to a template.
+_PYTHON_ONLY_KEYS = frozenset({"overlay"})
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-zA-Z_:][-a-zA-Z0-9_:.]*\Z")
 
@@ -68,17 +70,30 @@ def transformation_key(key: str) -> str:
     return _LONG_NAMES[key]
 
 
-def closest_transformation_key(key: str, extra: Iterable[str] = ()) -> str | None:
-    """The valid key (long name, short code or one of ``extra``) nearest to ``key``, if any."""
-    candidates = [*_LONG_NAMES, *extra]
+def closest_transformation_key(
+    key: str, extra: Iterable[str] = (), *, exclude: Iterable[str] = ()
+) -> str | None:
+    """The valid key (long name, short code or one of ``extra``, none of ``exclude``) nearest
+    to ``key``, if any."""
+    excluded = frozenset(exclude)
+    candidates = [name for name in (*_LONG_NAMES, *extra) if name not in excluded]
     matches = difflib.get_close_matches(key.lower(), candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
 def unknown_key_message(key: str, extra: Iterable[str] = (), *, tag: str | None = None) -> str:
-    """Says what is wrong with ``key``, the closest valid key, and what is valid."""
+    """Says what is wrong with ``key``, the closest valid key, and what is valid.
+
+    With ``tag`` (a template tag's name), keys only the Python helpers take are not valid.
+    """
     extra = sorted(extra)
-    closest = closest_transformation_key(key, extra)
+    if tag and key in _PYTHON_ONLY_KEYS:
+        return (
+            f"{key!r} is a nested mapping, which a template argument cannot express: pass it "
+            "to the Python helpers (django_imagekit_storage.responsive), or write the layer "
+            "as a transformation string with raw=\"l-text,i-Hello,l-end\"."
+        )
+    closest = closest_transformation_key(key, extra, exclude=_PYTHON_ONLY_KEYS if tag else ())
     hint = f" Did you mean {closest!r}?" if closest else ""
     own = f"{tag}'s own ({', '.join(extra)}) or " if tag and extra else ""
     return (
