@@ -179,6 +179,36 @@ def test_rendering_100_images_makes_no_network_call(
     assert imagekit_server.requests == []
 
 
+def test_empty_dimension_fields_cost_the_tags_nothing(imagekit_storage, imagekit_server) -> None:
+    name = imagekit_storage.save("photos/a.jpg", ContentFile(jpeg(), name="a.jpg"))
+    photo = Photo(image_width=None, image_height=None)
+    photo.image.storage = imagekit_storage
+    photo.image.name = name  # not through the descriptor, which would measure the file
+    imagekit_server.clear_requests()
+    html = render("{% imagekit_img p.image w=32 %}{% imagekit_img p.image %}", p=photo)
+    assert imagekit_server.requests == []  # the file is never read to find its size
+    assert " width=" not in html  # unknown: left out
+    assert html.count("<img ") == 2
+
+
+def test_django_measures_the_file_when_an_instance_has_empty_dimension_fields(
+    imagekit_storage, imagekit_server, monkeypatch
+) -> None:
+    # What docs/templates.md warns about: Django's ImageField (not the tags) downloads the
+    # file from ImageKit when an instance is created with empty width/height fields.
+    name = imagekit_storage.save("photos/a.jpg", ContentFile(jpeg((64, 48)), name="a.jpg"))
+    monkeypatch.setattr(Photo._meta.get_field("image"), "storage", imagekit_storage)
+    imagekit_server.clear_requests()
+    filled = Photo(image=name, image_width=64, image_height=48)
+    assert imagekit_server.requests == []
+    empty = Photo(image=name, image_width=None, image_height=None)
+    assert imagekit_server.count("delivery") == 1
+    assert (empty.image_width, empty.image_height) == (64, 48)  # measured, now filled
+    assert render("{% imagekit_img p.image %}", p=filled) == render(
+        "{% imagekit_img p.image %}", p=empty
+    )
+
+
 @pytest.mark.parametrize("width", [0.5, "iw_div_2"])
 def test_relative_width_is_kept_and_gets_no_srcset(imagekit_storage, width) -> None:
     photo = photo_on(imagekit_storage)
