@@ -12,6 +12,7 @@ import re
 import urllib.error
 import urllib.request
 from html import unescape
+from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -29,6 +30,23 @@ engine = Engine(
 
 def render(source: str, **context: object) -> str:
     return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
+    parser = _StartTags()
+    parser.feed(html)
+    parser.close()
+    return parser.elements
 
 
 def photo_on(storage, name: str = "photos/kitten_Ab3dE9xQz.jpg", size=(1600, 1200)) -> Photo:
@@ -95,6 +113,19 @@ def test_the_documented_example(imagekit_storage, imagekit_server) -> None:
         'sizes="(max-width: 700px) 100vw, 700px" width="1280" height="960" alt="A kitten" '
         'loading="lazy">'
     )
+
+
+@pytest.mark.parametrize("name", ["x'><script>alert(1)</script>.jpg", 'a"b&c <d>.jpg'])
+def test_hostile_file_names_stay_inside_their_attribute(imagekit_storage, name) -> None:
+    photo = photo_on(imagekit_storage, name)
+    html = render("{% imagekit_img p.image widths='320,640' alt=p.image.name %}", p=photo)
+    elements = start_tags(html)
+    assert [tag for tag, _ in elements] == ["img"]
+    attrs = elements[0][1]
+    assert set(attrs) == {"src", "srcset", "sizes", "width", "height", "alt"}
+    assert attrs["src"] == responsive.image_url(photo.image, {"w": 640})
+    assert sorted(srcset_urls(attrs["srcset"])) == [320, 640]
+    assert attrs["alt"] == name
 
 
 def test_srcset_candidates_keep_the_crop_ratio_and_skip_upscaling(imagekit_storage) -> None:

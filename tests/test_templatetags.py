@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import pytest
 from django.template import Context, Engine, TemplateSyntaxError
 
@@ -19,6 +21,23 @@ def media_url(settings) -> None:
 
 def render(source: str, **context: object) -> str:
     return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
+    parser = _StartTags()
+    parser.feed(html)
+    parser.close()
+    return parser.elements
 
 
 def compile_error(source: str) -> str:
@@ -131,8 +150,23 @@ def test_autoescape_off_is_respected_for_variables() -> None:
 
 
 def test_url_output_is_escaped_like_a_variable() -> None:
-    # A storage URL with "&" (as signed URLs have) must be "&amp;" in HTML.
-    assert render("{% imagekit_url name %}", name="a&b.jpg") == "/media/a%26b.jpg"
+    # Django's storages leave "'" in URLs (filepath_to_uri): in HTML it must be escaped.
+    assert render("{% imagekit_url name %}", name="a'b.jpg") == "/media/a&#x27;b.jpg"
+    assert render("{% imagekit_url name as u %}{{ u }}", name="a'b.jpg") == "/media/a&#x27;b.jpg"
+    off = "{% autoescape off %}{% imagekit_url name %}{% endautoescape %}"
+    assert render(off, name="a'b.jpg") == "/media/a'b.jpg"
+
+
+@pytest.mark.parametrize("name", ["x'><script>alert(1)</script>.jpg", 'a"b&c.jpg'])
+def test_hostile_file_names_stay_inside_their_attribute(name) -> None:
+    p = Photo(image=name, image_width=8, image_height=6)
+    html = render("{% imagekit_img p.image alt=p.image.name %}", p=p)
+    elements = start_tags(html)
+    assert [tag for tag, _ in elements] == ["img"]
+    attrs = elements[0][1]
+    assert attrs["src"] == p.image.url
+    assert attrs["alt"] == name
+    assert set(attrs) == {"src", "width", "height", "alt"}
 
 
 def test_variable_transformation_values() -> None:

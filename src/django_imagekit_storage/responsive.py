@@ -91,7 +91,7 @@ def unknown_key_message(key: str, extra: Iterable[str] = (), *, tag: str | None 
         return (
             f"{key!r} is a nested mapping, which a template argument cannot express: pass it "
             "to the Python helpers (django_imagekit_storage.responsive), or write the layer "
-            "as a transformation string with raw=\"l-text,i-Hello,l-end\"."
+            'as a transformation string with raw="l-text,i-Hello,l-end".'
         )
     closest = closest_transformation_key(key, extra, exclude=_PYTHON_ONLY_KEYS if tag else ())
     hint = f" Did you mean {closest!r}?" if closest else ""
