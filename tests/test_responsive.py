@@ -145,6 +145,9 @@ def test_img_html_defaults_alt_and_leaves_out_unknown_sizes() -> None:
         "height": None,
     }
     assert responsive.img_html(data) == '<img src="/a.jpg" alt="">'
+    # A nullable caption: still an (empty) alt, so screen readers do not read out the URL.
+    assert responsive.img_html(data, {"alt": None}) == '<img src="/a.jpg" alt="">'
+    assert responsive.img_html(data, {"alt": False, "id": None}) == '<img src="/a.jpg" alt="">'
 
 
 def test_closest_key() -> None:

@@ -139,6 +139,12 @@ def test_variables_escaped_literals_trusted() -> None:
     )
 
 
+def test_alt_from_a_variable_that_is_none_is_still_written() -> None:
+    p = Photo(image="a.jpg", image_width=8, image_height=6)
+    html = render("{% imagekit_img p.image alt=caption %}", p=p, caption=None)
+    assert html == '<img src="/media/a.jpg" width="8" height="6" alt="">'
+
+
 def test_autoescape_off_is_respected_for_variables() -> None:
     p = Photo(image="a.jpg", image_width=8, image_height=6)
     html = render(

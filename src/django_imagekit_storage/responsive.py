@@ -445,7 +445,8 @@ def img_html(
 
     ``attrs`` are extra attributes (``alt``, ``class``, ``loading``, ...): escaped unless they
     are safe strings (as Django escapes variables and trusts literals); ``None``/``False``
-    leaves an attribute out, ``True`` writes it bare. ``alt`` defaults to ``""``.
+    leaves an attribute out, ``True`` writes it bare. ``alt`` is always written: ``""`` when
+    missing, ``None`` or ``False``.
     """
     if data is None:
         return SafeString("")
@@ -463,7 +464,8 @@ def img_html(
     if data["width"] and data["height"]:
         html.append(f' width="{data["width"]}" height="{data["height"]}"')
     extra = dict(attrs or {})
-    extra.setdefault("alt", "")
+    if extra.get("alt") in (None, False):
+        extra["alt"] = ""  # never left out: no alt makes screen readers read the URL
     for name, value in extra.items():
         if not _ATTRIBUTE_NAME.match(name):
             raise ValueError(f"{name!r} is not an HTML attribute name.")
