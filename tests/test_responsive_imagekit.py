@@ -146,6 +146,17 @@ def test_img_with_a_fixed_width_gets_1x_and_2x(imagekit_storage) -> None:
     assert 'sizes="300px" width="300" height="225"' in html
 
 
+def test_a_plain_file_field_works_like_an_image_field(imagekit_storage, imagekit_server) -> None:
+    # A FileField's FieldFile has no dimension fields: URLs as for an image, sizes unknown.
+    photo = Photo(document="docs/scan.jpg")
+    photo.document.storage = imagekit_storage
+    url = render("{% imagekit_url p.document w=300 %}", p=photo)
+    assert url == sdk_url(imagekit_server, "docs/scan.jpg", [{"width": 300}])
+    html = render("{% imagekit_img p.document w=300 %}", p=photo)
+    assert f'src="{url}"' in html
+    assert 'width="300"' not in html  # the height is unknown, so neither is written
+
+
 def test_name_strings_use_the_default_storage(imagekit_settings) -> None:
     url = render("{% imagekit_url name w=10 %}", name="a/b.jpg")
     assert url == sdk_url(imagekit_settings, "a/b.jpg", [{"width": 10}])
