@@ -261,6 +261,34 @@ def test_relative_width_is_kept_and_gets_no_srcset(imagekit_storage, width) -> N
     assert responsive.srcset(photo.image, transformation={"w": width}) == ""
 
 
+@pytest.mark.parametrize(
+    "transformation",
+    [
+        {"w": 300, "rt": 90},  # ImageKit swaps width and height
+        {"w": 300, "raw": "w-100"},
+        {"w": 300, "dpr": 2},
+        {"w": 300, "t": 10},
+        [{"w": 300}, {"w": 100}],  # a chained step resizes again
+    ],
+)
+def test_no_size_is_claimed_when_imagekit_may_change_it(imagekit_storage, transformation) -> None:
+    # A wrong width/height distorts the image; without them the browser uses the real size.
+    data = responsive.image_data(photo_on(imagekit_storage).image, transformation=transformation)
+    assert (data["width"], data["height"]) == (None, None)
+    assert data["sizes"] == "300px"
+    assert "w-300" in data["url"]
+    assert data["srcset"]
+
+
+@pytest.mark.parametrize(
+    "transformation",
+    [{"w": 300, "q": 80, "f": "auto", "rt": 0}, {"w": 300, "bl": 5, "grayscale": True}],
+)
+def test_size_neutral_transformations_keep_the_size(imagekit_storage, transformation) -> None:
+    data = responsive.image_data(photo_on(imagekit_storage).image, transformation=transformation)
+    assert (data["width"], data["height"]) == (300, 225)
+
+
 def test_height_alone(imagekit_storage) -> None:
     known = responsive.image_data(photo_on(imagekit_storage).image, transformation={"h": 300})
     assert known["url"].endswith("?tr=w-400,h-300")

@@ -281,6 +281,65 @@ def _derive_width(steps: list[dict[str, object]], source: _Source) -> list[dict[
     return [{"width": max(1, round(height / ratio)), **rest}, *steps[1:]]
 
 
+# Transformations that leave the output's pixel size to width/height/aspect_ratio/crop (which
+# _output_size models). Any other key (rotation, raw, dpr, trim, zoom, border, named, ...) may
+# change it in a way only ImageKit knows.
+_SIZE_NEUTRAL_KEYS = frozenset(
+    {
+        "width",
+        "height",
+        "aspect_ratio",
+        "crop",
+        "crop_mode",
+        "focus",
+        "x",
+        "y",
+        "x_center",
+        "y_center",
+        "quality",
+        "format",
+        "progressive",
+        "lossless",
+        "color_profile",
+        "metadata",
+        "background",
+        "blur",
+        "radius",
+        "opacity",
+        "flip",
+        "grayscale",
+        "contrast_stretch",
+        "sharpen",
+        "unsharp_mask",
+        "gradient",
+        "color_replace",
+        "colorize",
+        "default_image",
+        "ai_retouch",
+        "ai_remove_background",
+        "ai_remove_background_external",
+    }
+)
+
+
+def _size_predictable(steps: list[dict[str, object]]) -> bool:
+    """Whether ImageKit's output size follows from the first step's sizing alone.
+
+    A wrong ``width``/``height`` distorts the image (``rt=90`` swaps them), none is harmless:
+    with a chained step or a key that may resize, rotate or pad, the size is not claimed.
+    """
+    if len(steps) > 1:
+        return False
+    for key, value in (steps[0] if steps else {}).items():
+        if value is None or value == "":
+            continue
+        if key == "rotation" and str(value) in ("0", "360"):
+            continue
+        if key not in _SIZE_NEUTRAL_KEYS:
+            return False
+    return True
+
+
 def _given(step: Mapping[str, object], key: str) -> bool:
     return step.get(key) not in (None, "")
 
@@ -413,6 +472,8 @@ def _image_data(
     if not source.imagekit or _fixed(steps):
         if _given(first, "width") and requested is None:
             width = height = None  # relative or computed: only ImageKit knows
+        elif source.imagekit and not _size_predictable(steps):
+            width = height = None
         else:
             width, height = _output_size(first, source, requested)
         url = _url(source, steps if source.imagekit else [], expire)
@@ -420,12 +481,15 @@ def _image_data(
     urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
     src_width = requested or max(urls)
     src_steps = steps if requested else _with_width(steps, src_width)
-    width, height = _output_size(src_steps[0], source, src_width)
+    if _size_predictable(steps):
+        width, height = _output_size(src_steps[0], source, src_width)
+    else:
+        width = height = None
     # The src is usually one of the candidates: reuse its URL (and its signature).
     same = src_width in urls and (not requested or str(first.get("width")) == str(requested))
     url = urls[src_width] if same else _url(source, src_steps, expire)
     if sizes is None:
-        sizes = f"{width}px" if requested and width else "100vw"
+        sizes = f"{width or requested}px" if requested else "100vw"
     return {
         "url": url,
         "srcset": _join_srcset(urls),
