@@ -165,6 +165,14 @@ def test_img_html_refuses_bad_attribute_names(name) -> None:
         responsive.img_html(data, {name: "x"})
 
 
+@pytest.mark.parametrize("name", ["src", "srcset", "sizes", "width", "HEIGHT"])
+def test_img_html_refuses_attributes_that_come_from_the_data(name) -> None:
+    # Written twice, the browser would silently keep the first one.
+    data = responsive.image_data(photo().image)
+    with pytest.raises(ValueError, match=r"comes from the image data: set it through image_data"):
+        responsive.img_html(data, {name: "1"})
+
+
 def test_height_alone_keeps_the_aspect_ratio_on_fallback() -> None:
     data = responsive.image_data(photo().image, transformation={"h": 300, "w": None})
     assert (data["width"], data["height"]) == (400, 300)

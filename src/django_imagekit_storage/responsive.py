@@ -50,6 +50,8 @@ _LONG_NAMES["overlay"] = "overlay"  # the SDK's nested overlay mapping (Python h
 # Keys a template argument cannot express (a nested mapping): never suggested to a template.
 _PYTHON_ONLY_KEYS = frozenset({"overlay"})
 
+#: The <img> attributes img_html() writes from the image data itself.
+_DATA_ATTRIBUTES = frozenset({"src", "srcset", "sizes", "width", "height"})
 _ATTRIBUTE_NAME = re.compile(r"^[a-zA-Z_:][-a-zA-Z0-9_:.]*\Z")
 
 Transformation = Sequence[Mapping[str, object]]
@@ -533,6 +535,12 @@ def img_html(
     for name, value in extra.items():
         if not _ATTRIBUTE_NAME.match(name):
             raise ValueError(f"{name!r} is not an HTML attribute name.")
+        if name.lower() in _DATA_ATTRIBUTES:
+            # A second one would be ignored by browsers: the first, from data, would win.
+            raise ValueError(
+                f"{name!r} comes from the image data: set it through image_data() (widths, "
+                "sizes, transformation) instead of as an extra attribute."
+            )
         if value is None or value is False:
             continue
         if value is True:
