@@ -123,11 +123,14 @@ def site(chromium, imagekit_server, tmp_path):
     subprocess.run(
         [*manage, "migrate", "--noinput", "-v", "0"], cwd=EXAMPLE, env=env, check=True, timeout=60
     )
-    process, port = start_site([*manage, "runserver"], env, tmp_path / "runserver.log")
+    log = tmp_path / "runserver.log"
+    process, port = start_site([*manage, "runserver"], env, log)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(process)
+        # pytest shows this (captured teardown output) when the test failed: the site's side.
+        print(f"--- the example site's log ({log}) ---\n{log.read_text(errors='replace')}")
 
 
 def photo_file(path: Path) -> Path:
