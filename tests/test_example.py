@@ -7,6 +7,7 @@ media goes through the real ImageKitStorage to the stand-in server.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 from pathlib import Path
@@ -153,6 +154,66 @@ def test_a_failed_upload_leaves_nothing_behind(example_site, client, settings):
     assert "ImageKit did not store the photo" in response.content.decode()
     assert not Photo.objects.exists()
     assert dict(example_site.files) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_thumbnail_upload_deletes_the_stored_main_image(
+    example_site, client, settings, caplog
+):
+    from gallery.models import Photo
+
+    settings.IMAGEKIT_MAX_RETRIES = 0
+    # The main image's upload goes through; the thumbnail's fails.
+    example_site.fail("upload", 503, skip=1, message="Down for a bit.", help="Try later.")
+    upload = SimpleUploadedFile("a.jpg", jpeg((800, 600)))
+    with caplog.at_level(logging.INFO, logger="django_imagekit_storage"):
+        response = client.post("/upload/", {"photo": upload}, follow=True)
+    assert "ImageKit did not store the photo" in response.content.decode()
+    assert "Down for a bit." in response.content.decode()
+    assert example_site.count("upload") == 2
+    assert example_site.count("delete") + example_site.count("bulk_delete") == 1
+    assert dict(example_site.files) == {}  # the main image did not stay behind
+    assert not Photo.objects.exists()
+    # The failure is logged with ImageKit's message and help.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("Down for a bit." in m and "Try later." in m for m in errors), errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_upload_is_read_once_decoded_once_and_each_stage_logged(example_site, client, caplog):
+    upload = SimpleUploadedFile("stages.jpg", jpeg((1200, 900)))
+    with caplog.at_level(logging.DEBUG):
+        assert client.post("/upload/", {"photo": upload}).status_code == 302
+    ours = [
+        (r.name, r.getMessage())
+        for r in caplog.records
+        if r.name.startswith(("django_imagekit_storage", "gallery"))
+    ]
+    # One optimize_image_variants call: one open and one decode for both files.
+    assert sum(m.startswith("open ") for _, m in ours) == 1
+    assert sum(m.startswith("decode at") for _, m in ours) == 1
+    stages = [
+        ("gallery.views", "read "),
+        ("django_imagekit_storage.images", "decode at"),
+        ("django_imagekit_storage.images", "encode 'image'"),
+        ("django_imagekit_storage.images", "encode 'thumbnail'"),
+        ("django_imagekit_storage.storage", "uploading "),
+        ("django_imagekit_storage.client", "ImageKit upload of "),
+        ("django_imagekit_storage.storage", "uploaded "),
+        ("django_imagekit_storage.storage", "uploading "),
+        ("django_imagekit_storage.storage", "uploaded "),
+    ]
+    position = 0
+    for logger_name, start in stages:  # in this order (other lines may come between)
+        found = [
+            i
+            for i, (name, message) in enumerate(ours)
+            if i >= position and name == logger_name and message.startswith(start)
+        ]
+        assert found, (logger_name, start, ours[position:])
+        position = found[0] + 1
+    infos = [m for _, m in ours if m.startswith("uploaded ")]
+    assert len(infos) == 2
 
 
 @pytest.mark.django_db(transaction=True)
