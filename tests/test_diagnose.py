@@ -501,3 +501,15 @@ def test_the_library_adds_no_logging_handler(configured):
         logger = logging.getLogger(name)
         assert logger.handlers == [], name
         assert logger.propagate, name
+
+
+def test_credentials_in_the_url_endpoint_are_hidden_in_the_round_trip(configured, settings):
+    settings.IMAGEKIT_URL_ENDPOINT = configured.url_endpoint.replace(
+        "http://", "http://deliveryuser:d3l1v3rypass@"
+    )
+    text, _, message = diagnose()
+    json_text, _, _ = diagnose("--json")
+    for output in (text, json_text, message):
+        assert "d3l1v3rypass" not in output
+        assert "deliveryuser" not in output
+    assert dict(configured.files) == {}

@@ -4,7 +4,8 @@ Running and rendering are separate: :func:`run_diagnose` returns a :class:`Diagn
 (plain data), :func:`render_text` and :func:`report_to_dict` turn it into what a person or a
 program reads. Nothing here prints, and no secret reaches the report: keys are described
 only as set or missing with their ``public_``/``private_`` prefix, and every text that goes
-into the report is scrubbed of the key values as a second line of defence.
+into the report is scrubbed of the key values and of any URL's ``user:password@`` as a second
+line of defence.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import secrets
 import sys
 import time
@@ -399,13 +401,17 @@ def _collect_secrets(context: _Context) -> None:
                 context.secrets.add(value)
 
 
+# The user:password part of any URL, e.g. a delivery URL built on a url_endpoint that has one.
+_URL_CREDENTIALS: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]+@")
+
+
 def _scrubber(values: set[str]) -> Callable[[str], str]:
     ordered = sorted(values, key=len, reverse=True)
 
     def scrub(text: str) -> str:
         for value in ordered:
             text = text.replace(value, "[hidden key]")
-        return text
+        return _URL_CREDENTIALS.sub(r"\1***@", text)
 
     return scrub
 
