@@ -23,6 +23,7 @@ from django_imagekit_storage.diagnose import (
     stream_supports,
     stream_wants_colour,
 )
+from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
 
 BACKEND = "django_imagekit_storage.ImageKitStorage"
@@ -206,6 +207,25 @@ def test_failing_delivery_fails_the_round_trip_and_still_cleans_up(configured):
     assert step(document, "round_trip")["status"] == "failed"
     assert details(document, "round_trip")["clean-up"].startswith("deleted ")
     assert dict(configured.files) == {}
+
+
+class TaggingStorage(ImageKitStorage):
+    """A project's subclass whose upload hook is wrong (a list, not a dict)."""
+
+    def get_upload_options(self, name, content):
+        return ["tags", "x"]
+
+
+def test_a_broken_upload_hook_fails_the_round_trip_not_the_command(configured, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.TaggingStorage"}}
+    text, status, _ = diagnose()
+    assert status == 1
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    assert "TypeError: get_upload_options() must return a dict" in round_trip["reason"]
+    assert step(document, "backend")["status"] == "passed"  # a subclass is fine
+    assert "Result: 4 passed, 1 failed" in text
 
 
 def test_wrong_backend_with_imagekit_settings_fails(settings):

@@ -683,6 +683,7 @@ _StorageErrors: Final = (
     SuspiciousFileOperation,
     OSError,  # FileNotFoundError, timeouts and connection errors
     ValueError,
+    TypeError,  # a subclass's get_upload_options() returning the wrong thing
 )
 
 
