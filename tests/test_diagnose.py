@@ -14,12 +14,10 @@ import django
 import pytest
 from django.core.management import CommandError, call_command
 
-from django_imagekit_storage.diagnose import (
-    DIAGNOSTICS_FOLDER,
-    STEPS,
+from django_imagekit_storage.diagnose import DIAGNOSTICS_FOLDER, STEPS, run_diagnose
+from django_imagekit_storage.diagnose_output import (
     encodable,
     render_text,
-    run_diagnose,
     stream_supports,
     stream_wants_colour,
 )
