@@ -252,6 +252,9 @@ def test_missing_key_fails_configuration_backend_and_checks(settings):
         "default": {"BACKEND": BACKEND, "OPTIONS": {"url_endpoint": "https://ik.imagekit.io/x"}},
     }
     got = statuses()
+    config = details(json.loads(diagnose("--json")[0]), "configuration")
+    assert config["private_key"] == "missing"
+    assert config["url_endpoint"].startswith("https://ik.imagekit.io/x, from STORAGES")
     assert got["configuration"] == "failed"
     assert got["backend"] == "failed"
     assert got["round_trip"] == "skipped"

@@ -217,6 +217,32 @@ def test_one_upload_is_read_once_decoded_once_and_each_stage_logged(example_site
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_admin_lists_shows_and_adds_photos(example_site, client, django_user_model):
+    from gallery.models import Photo
+
+    client.post(
+        "/upload/", {"title": "Beach", "photo": SimpleUploadedFile("b.jpg", jpeg((64, 48)))}
+    )
+    photo = Photo.objects.get()
+    client.force_login(django_user_model.objects.create_superuser("admin", "a@example.com", "pw"))
+    listing = client.get("/admin/gallery/photo/")
+    assert listing.status_code == 200
+    assert "Beach" in listing.content.decode()
+    change = client.get(f"/admin/gallery/photo/{photo.pk}/change/")
+    assert change.status_code == 200
+    assert photo.image.url.replace("&", "&amp;") in change.content.decode()
+    # Adding through the admin stores the file on ImageKit as the upload page does.
+    added = client.post(
+        "/admin/gallery/photo/add/",
+        {"title": "From admin", "image": SimpleUploadedFile("admin.jpg", jpeg((40, 30)))},
+    )
+    assert added.status_code == 302, added.content.decode()
+    made = Photo.objects.get(title="From admin")
+    assert (made.width, made.height) == (40, 30)
+    assert "/" + made.image.name in example_site.files
+
+
+@pytest.mark.django_db(transaction=True)
 def test_gallery_and_upload_pages_render_empty(example_site, client):
     assert "No photos yet" in client.get("/").content.decode()
     assert 'type="file"' in client.get("/upload/").content.decode()
