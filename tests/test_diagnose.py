@@ -226,6 +226,45 @@ def test_a_broken_upload_hook_fails_the_round_trip_not_the_command(configured, s
     assert "Result: 4 passed, 1 failed" in text
 
 
+class WrongSizeStorage(ImageKitStorage):
+    def size(self, name):
+        return super().size(name) + 1
+
+
+class CorruptingStorage(ImageKitStorage):
+    def _open(self, name, mode="rb"):
+        from django.core.files.base import ContentFile
+
+        return ContentFile(super()._open(name, mode).read()[:-1] + b"?", name=name)
+
+
+class UndeadStorage(ImageKitStorage):
+    """Says a deleted file still exists (a stale cache would)."""
+
+    def exists(self, name):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("backend", "why"),
+    [
+        (WrongSizeStorage, "bytes were saved"),
+        (CorruptingStorage, "bytes that differ from the"),
+        (UndeadStorage, "is still True after delete()"),
+    ],
+)
+def test_the_round_trip_checks_what_it_reads_back(configured, settings, backend, why):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.{backend.__name__}"},
+    }
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    assert why in round_trip["reason"]
+    assert dict(configured.files) == {}  # cleaned up all the same
+
+
 def test_wrong_backend_with_imagekit_settings_fails(settings):
     settings.IMAGEKIT_PRIVATE_KEY = PRIVATE_KEY
     settings.IMAGEKIT_URL_ENDPOINT = "https://ik.imagekit.io/demo"
