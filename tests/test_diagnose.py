@@ -122,7 +122,6 @@ def test_round_trip_details(configured):
     assert round_trip["exists after delete"].startswith("False")
     assert "identical" in round_trip["open"]
     assert round_trip["HTTP GET"].startswith("HTTP 200")
-    assert "clean-up" not in round_trip  # nothing was left to clean up
 
 
 def test_backend_step_shows_the_storage_settings_as_they_are(configured, settings):
@@ -203,7 +202,7 @@ def test_failing_delivery_fails_the_round_trip_and_still_cleans_up(configured):
     configured.fail("delivery", status=500, times=10)
     document = json.loads(diagnose("--json")[0])
     assert step(document, "round_trip")["status"] == "failed"
-    assert details(document, "round_trip")["clean-up"].startswith("deleted ")
+    assert details(document, "round_trip")["delete"].startswith("done")
     assert dict(configured.files) == {}
 
 
@@ -263,6 +262,16 @@ def test_the_round_trip_checks_what_it_reads_back(configured, settings, backend,
     assert round_trip["status"] == "failed"
     assert why in round_trip["reason"]
     assert dict(configured.files) == {}  # cleaned up all the same
+
+
+def test_a_failed_delete_names_the_file_to_delete_by_hand(configured):
+    configured.fail("delete", status=500, message="Deletes are down.")
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    (left,) = [path.lstrip("/") for path in configured.files]
+    assert "Deletes are down." in round_trip["reason"]
+    assert round_trip["reason"].endswith(f"Delete {left!r} by hand.")
 
 
 def test_wrong_backend_with_imagekit_settings_fails(settings):

@@ -590,6 +590,8 @@ def _generated_image(size: tuple[int, int] = (960, 720), format: str = "JPEG") -
 
 
 def _round_trip(context: _Context, step: _Step) -> None:
+    """Save, read back, fetch and delete, one timed detail per storage call. Whatever fails
+    after the save, the file is deleted."""
     storage = context.storage
     if storage is None or not context.is_imagekit:
         raise _SkipStepError("There is no ImageKitStorage to try (see the storage backend step).")
@@ -600,25 +602,23 @@ def _round_trip(context: _Context, step: _Step) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{DIAGNOSTICS_FOLDER}/roundtrip-{stamp}-{secrets.token_hex(3)}{extension}"
     step.add("file", f"{name} ({len(data):,} bytes)")
-    stored: list[str] = []  # the name saved and not yet deleted, for the clean-up
+    saved = _save(storage, step, name, data)
     try:
-        _round_trip_operations(storage, step, name, data, context.http_timeout, stored)
-    except _FailStepError as failure:
-        step.fail(failure.reason)
+        _read_back(storage, step, saved, data, context.http_timeout)
     finally:
-        _clean_up(storage, step, stored)
+        _delete(storage, step, saved)
 
 
-def _round_trip_operations(
-    storage: Storage, step: _Step, name: str, data: bytes, http_timeout: float, stored: list[str]
-) -> None:
-    """Save, read back, fetch and delete, one timed detail per storage call."""
+def _save(storage: Storage, step: _Step, name: str, data: bytes) -> str:
     from django.core.files.base import ContentFile
 
     with _timed(step, "save") as note:
         saved = storage.save(name, ContentFile(data, name=name))
-        stored.append(saved)
         note(f"stored as {saved}")
+    return saved
+
+
+def _read_back(storage: Storage, step: _Step, saved: str, data: bytes, timeout: float) -> None:
     with _timed(step, "url") as note:
         url = storage.url(saved)
         note(url)
@@ -641,15 +641,26 @@ def _round_trip_operations(
             )
         note(f"{len(read):,} bytes, identical")
     with _timed(step, "HTTP GET") as note:
-        note(_fetch(url, data, http_timeout))
-    with _timed(step, "delete") as note:
-        storage.delete(saved)
-        stored.clear()
-        note("done")
-    with _timed(step, "exists after delete") as note:
-        if storage.exists(saved):
-            raise _FailStepError(f"exists({saved!r}) is still True after delete().")
-        note("False")
+        note(_fetch(url, data, timeout))
+
+
+def _delete(storage: Storage, step: _Step, saved: str) -> None:
+    """Delete the file and check it is gone. Runs after a failed read-back too, so it records
+    its failure instead of raising over the one already on its way."""
+    try:
+        with _timed(step, "delete") as note:
+            storage.delete(saved)
+            note("done")
+    except _FailStepError as failure:
+        step.fail(f"{failure.reason} Delete {saved!r} by hand.")
+        return
+    try:
+        with _timed(step, "exists after delete") as note:
+            if storage.exists(saved):
+                raise _FailStepError(f"exists({saved!r}) is still True after delete().")
+            note("False")
+    except _FailStepError as failure:
+        step.fail(failure.reason)
 
 
 def _fetch(url: str, data: bytes, timeout: float) -> str:
@@ -697,20 +708,6 @@ def _timed(step: _Step, operation: str) -> Iterator[Callable[[str], None]]:
         step.add(operation, f"failed after {_ms(start)}")
         raise _FailStepError(f"{operation} failed: {type(error).__name__}: {error}") from error
     step.add(operation, f"{'; '.join(notes) or 'done'} ({_ms(start)})")
-
-
-def _clean_up(storage: Storage, step: _Step, stored: list[str]) -> None:
-    """Delete the diagnostics file if an earlier failure left it behind."""
-    if not stored:
-        return
-    saved = stored.pop()
-    try:
-        storage.delete(saved)
-    except _StorageErrors as error:
-        step.add("clean-up", f"failed: {type(error).__name__}")
-        step.fail(f"Could not delete {saved!r} afterwards; delete it by hand: {error}")
-    else:
-        step.add("clean-up", f"deleted {saved}")
 
 
 def _ms(start: float) -> str:
