@@ -60,7 +60,10 @@ def report_to_dict(report: DiagnoseReport) -> dict[str, object]:
 
 
 def render_text(report: DiagnoseReport, *, unicode: bool = True, colour: bool = False) -> str:
-    """The report as lines for a person: one line per step, its details beneath."""
+    """The report as lines for a person: one line per step, its details beneath.
+
+    ``unicode=False`` uses plain-ASCII markers; other characters (a file name, ImageKit's
+    message) are left as they are: :func:`encodable` makes the text safe for a stream."""
     marks = _UNICODE_MARKS if unicode else _ASCII_MARKS
     width = max(len(mark) for mark in marks.values())
     title_width = max(len(step.title) for step in report.steps) if report.steps else 0
@@ -89,8 +92,7 @@ def render_text(report: DiagnoseReport, *, unicode: bool = True, colour: bool = 
     )
     verdict = "all good" if report.ok else "see the failed steps above"
     lines += ["", f"Result: {summary}: {verdict}."]
-    text = "\n".join(lines) + "\n"
-    return text if unicode else _ascii(text)
+    return "\n".join(lines) + "\n"
 
 
 def _ascii(text: str) -> str:
