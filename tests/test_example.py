@@ -279,6 +279,43 @@ def test_the_stand_in_starts_once_and_processes_started_from_here_reuse_it(monke
         server.stop()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_stand_in_database_gets_an_admin_to_log_in_with(example_site, client):
+    from example_project.standin import prepare_database
+
+    password = prepare_database(quiet=True)
+    assert password
+    assert client.login(username="admin", password=password)
+    assert client.get("/admin/gallery/photo/").status_code == 200
+    assert prepare_database(quiet=True) is None  # once per database
+
+
+def test_manage_py_on_the_stand_in_creates_the_admin_and_prints_its_password():
+    import subprocess
+
+    # manage.py as a person runs it: no IMAGEKIT_* variables, the example's own settings.
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("IMAGEKIT_", "EXAMPLE_", "DJANGO_SETTINGS_MODULE"))
+    }
+    code = (
+        "from django.contrib.auth import get_user_model; "
+        "print(get_user_model().objects.get(username='admin').is_superuser)"
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE_DIR / "manage.py"), "shell", "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True"  # 5.2+ shells say what they imported first
+    assert "user 'admin', password '" in done.stderr
+
+
 def test_with_imagekit_variables_the_stand_in_is_not_started(monkeypatch):
     sys.path.insert(0, str(EXAMPLE_DIR))
     try:
