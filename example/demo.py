@@ -84,6 +84,7 @@ def upload_and_show(outcome: Outcome) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.test import Client
 
+    from django_imagekit_storage.responsive import image_url
     from gallery.models import Photo
 
     client = Client()
@@ -123,8 +124,12 @@ def upload_and_show(outcome: Outcome) -> None:
     photos = list(Photo.objects.all())
     outcome.check(len(photos) == 3, f"the gallery lists {len(photos)} photos, not 3")
     for photo in photos:
-        for label, field_file in (("thumbnail", photo.thumbnail), ("image", photo.image)):
-            url = field_file.url
+        # The gallery links the stored image and shows it through {% imagekit_img %}: resized
+        # by ImageKit to 320 px wide (the stand-in server answers with the stored bytes).
+        for label, url, size in (
+            ("320 px", image_url(photo.image, {"w": 320}), None),
+            ("image", photo.image.url, photo.image.size),
+        ):
             if not outcome.check(url in html, f"the gallery does not show {url}"):
                 continue
             try:
@@ -135,7 +140,10 @@ def upload_and_show(outcome: Outcome) -> None:
             ok = status == 200 and len(body) > 0
             if outcome.check(ok, f"GET {url}: HTTP {status}, {len(body)} bytes"):
                 # ImageKit's CDN may re-encode for the client; the stand-in serves the upload.
-                same = "as stored" if len(body) == field_file.size else "re-encoded by the CDN"
+                if size is None:
+                    same = "the w-320 transformation"
+                else:
+                    same = "as stored" if len(body) == size else "re-encoded by the CDN"
                 print(
                     f"  {photo.title:<9} {label:<9} GET {url} -> HTTP {status}, "
                     f"{len(body):,} bytes ({same})"

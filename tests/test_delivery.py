@@ -305,8 +305,8 @@ def test_non_expiring_signed_url_equals_sdk(sdk: ImageKit) -> None:
 
 def test_signed_urls_are_identical_within_the_window() -> None:
     endpoint, path = "https://ik.imagekit.io/demo", "media/a.jpg"
-    start = 1_800_000_000.0  # a multiple of 900 - 3600 + 0: pick the window start explicitly
-    start = signature_expiry(3600, start) - 3600 + 0.5  # just inside a fresh window
+    # Just after a window boundary: every render in the next 15 minutes shares one expiry.
+    start = signature_expiry(3600, 1_800_000_000.0) - 3600 + 0.5
     urls = {
         build_url(endpoint, path, signed=True, private_key=KEY, expire_seconds=3600, now=start + t)
         for t in range(0, SIGNATURE_WINDOW_SECONDS - 1, 7)

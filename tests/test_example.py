@@ -17,6 +17,8 @@ from django.core.files.uploadedfile import InMemoryUploadedFile, SimpleUploadedF
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.management import call_command
 
+from django_imagekit_storage.responsive import image_url
+
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "example"
 
 
@@ -115,7 +117,11 @@ def test_upload_makes_webp_image_and_thumbnail_and_the_gallery_shows_them(
     page = client.get("/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert photo.thumbnail.url.replace("&", "&amp;") in html
+    # The gallery links the image and shows it resized by ImageKit ({% imagekit_img %}).
+    shown = image_url(photo.image, {"w": 320})
+    assert "?tr=w-320" in shown
+    assert f'src="{shown.replace("&", "&amp;")}"' in html
+    assert 'width="320" height="533"' in html
     assert photo.image.url.replace("&", "&amp;") in html
     assert photo.thumbnail.url.startswith(server.url_endpoint + "/photos/thumbnails/")
 

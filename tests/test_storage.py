@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import subprocess
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,8 +29,10 @@ from django.utils import timezone as django_timezone
 import django_imagekit_storage
 from django_imagekit_storage.exceptions import (
     ImageKitAuthenticationError,
+    ImageKitConnectionError,
     ImageKitFileExistsError,
     ImageKitStorageError,
+    ImageKitTimeoutError,
 )
 from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
@@ -324,9 +329,44 @@ def test_save_open_exists_delete_round_trip(
     assert server.files == {}
 
 
+@pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
+def test_pathlib_names_in_every_method(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    # As Django's test_file_methods_pathlib_path, in each naming mode.
+    options = {
+        "default": {},
+        "overwrite": {"file_overwrite": True},
+        "exact": {"use_unique_file_name": False},
+    }[mode]
+    storage = make_storage(location="media", **options)
+    assert not storage.exists(Path("dir/test.file"))
+    name = storage.save(Path("dir/test.file"), ContentFile(b"custom contents"))
+    path = Path(name)
+    assert storage.exists(path)
+    assert storage.size(path) == 15
+    assert storage.url(path) == f"{server.url_endpoint}/media/{name}"
+    assert storage.get_modified_time(path) >= storage.get_created_time(path)
+    with storage.open(path) as handle:
+        assert handle.read() == b"custom contents"
+    assert storage.listdir(Path("dir")) == ([], [path.name])
+    assert [info.name for info in storage.iter_files(Path("dir"))] == [name]
+    storage.delete(path)
+    assert server.files == {}
+
+
 def test_save_without_a_name_uses_the_content_name(storage: ImageKitStorage) -> None:
     name = storage.save(None, ContentFile(b"abc", name="given.txt"))
     assert UNIQUE.sub("", name) == "given.txt"
+
+
+@pytest.mark.parametrize("content", [ContentFile(b"abc"), io.BytesIO(b"abc")])
+def test_save_without_any_name_says_what_to_do(
+    storage: ImageKitStorage, server: FakeImageKitServer, content: Any
+) -> None:
+    with pytest.raises(ValueError, match=r"needs a name.*name=\.\.\."):
+        storage.save(None, content)
+    assert server.count() == 0
 
 
 def test_default_mode_costs_one_upload_and_no_search(
@@ -378,6 +418,29 @@ def test_signed_urls(make_storage: MakeStorage, server: FakeImageKitServer) -> N
     expiry = int(re.search(r"ik-t=(\d+)", first).group(1))  # type: ignore[union-attr]
     assert expiry >= datetime.now(tz=timezone.utc).timestamp() + 600 - 1
     assert server.count() == 0
+
+
+@pytest.mark.parametrize("transformation", [None, [{"width": 300}]])
+def test_url_expire_signs_a_public_storage_url(
+    storage: ImageKitStorage,
+    server: FakeImageKitServer,
+    transformation: list[dict[str, object]] | None,
+) -> None:
+    import httpx
+
+    server.add_file("/media/dir/private file.txt", b"for your eyes", is_private=True)
+    unsigned = storage.url("dir/private file.txt", transformation=transformation)
+    signed = storage.url("dir/private file.txt", transformation=transformation, expire=60)
+    assert "ik-s=" not in unsigned
+    expiry = int(re.search(r"ik-t=(\d+)", signed).group(1))  # type: ignore[union-attr]
+    assert expiry >= datetime.now(tz=timezone.utc).timestamp() + 60 - 1
+    assert server.count() == 0
+    # The stand-in server checks the signature as ImageKit does.
+    assert httpx.get(unsigned).status_code in {401, 403}
+    answer = httpx.get(signed)
+    assert answer.status_code == 200
+    assert answer.content == b"for your eyes"
+    assert httpx.get(signed.replace("ik-s=", "ik-s=0")).status_code in {401, 403}
 
 
 def test_url_refuses_empty_names(storage: ImageKitStorage) -> None:
@@ -613,6 +676,44 @@ def test_unicode_names_and_urls(storage: ImageKitStorage, server: FakeImageKitSe
     assert server.files == {}
 
 
+URL_NAMES = [
+    "photo_Ab3dE9xQz.jpg",
+    "фото/été 文件.txt",
+    "a b&c=d?.txt",
+    "hash#tag.jpg",
+    "already%20encoded.jpg",
+    "plus+sign.jpg",
+    "dir/~tilde;semi@at.png",
+    "q'uote\"s.png",
+    # Django's own url() test name.
+    "~!*()'@#$%^&*abc`+ =.file",
+]
+
+
+@pytest.mark.parametrize("name", URL_NAMES)
+@pytest.mark.parametrize("transformation", [None, [{"width": 300, "height": 200}]])
+def test_urls_equal_the_sdk_helper(
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    name: str,
+    transformation: list[dict[str, object]] | None,
+) -> None:
+    from imagekitio import ImageKit
+
+    sdk = ImageKit(private_key=server.private_key, password="", base_url=server.base_url)
+    try:
+        for location in ("", "media/uploads"):
+            storage = make_storage(location=location)
+            src = f"{location}/{name}" if location else name
+            expected = sdk.helper.build_url(
+                src=src, url_endpoint=server.url_endpoint, transformation=transformation
+            )
+            assert storage.url(name, transformation=transformation) == expected
+    finally:
+        sdk.close()
+    assert server.count() == 0
+
+
 def test_special_characters_become_underscores(
     exact_storage: ImageKitStorage, server: FakeImageKitServer
 ) -> None:
@@ -639,12 +740,45 @@ def test_open_is_lazy(storage: ImageKitStorage, server: FakeImageKitServer) -> N
     assert server.count() == 1
 
 
-def test_open_missing_and_write_modes(storage: ImageKitStorage) -> None:
+def test_open_missing_and_write_modes(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
     with pytest.raises(FileNotFoundError):
         storage.open("missing.txt")
-    for mode in ("wb", "ab", "rb+", "r", "w"):
-        with pytest.raises(ValueError, match="rb"):
+    server.clear_requests()
+    for mode in ("wb", "ab", "rb+", "r+", "w", "x", "rbt", ""):
+        with pytest.raises(ValueError, match=r"reading only.*storage\.save"):
             storage.open("missing.txt", mode)
+    assert server.count() == 0
+
+
+def test_open_in_text_mode(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
+    # As FileSystemStorage: mode "r" reads str (UTF-8 here), newlines translated.
+    name = storage.save("notes.txt", ContentFile("line één\r\nline two\n".encode()))
+    server.clear_requests()
+    with storage.open(name, "r") as handle:
+        assert handle.mode == "r"
+        assert handle.size == len("line één\r\nline two\n".encode())
+        assert handle.read() == "line één\nline two\n"
+        assert list(handle) == ["line één\n", "line two\n"]
+        assert "".join(handle.chunks()) == "line één\nline two\n"
+        # Reopened in binary mode, the same download reads bytes.
+        handle.open("rb")
+        assert handle.read() == "line één\r\nline two\n".encode()
+        handle.open("rt")
+        assert handle.readline() == "line één\n"
+    assert routes(server) == ["delivery"]
+    assert handle.closed
+
+
+@pytest.mark.parametrize("mode", ["rb", "r"])
+def test_copy_an_opened_file(
+    storage: ImageKitStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    data = "héllo\nworld".encode()
+    name = storage.save("original.txt", ContentFile(data))
+    with storage.open(name, mode) as handle:
+        copy = storage.save("copy.txt", handle)
+        assert not handle.closed
+    assert server.files[f"/media/{copy}"].data == data
 
 
 def test_open_deleted_meanwhile(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
@@ -730,6 +864,46 @@ def test_api_errors_carry_the_details(
     assert caught.value.status_code in {401, 403}
     assert "SENTINEL" not in str(caught.value)
     assert server.files == {}
+
+
+STORAGE_CALLS: dict[str, Callable[[ImageKitStorage], object]] = {
+    "upload": lambda storage: storage.save("a.txt", ContentFile(b"x")),
+    "exists": lambda storage: storage.exists("a.txt"),
+    "size": lambda storage: storage.size("a.txt"),
+    "delete": lambda storage: storage.delete("a.txt"),
+    "listdir": lambda storage: storage.listdir("dir"),
+}
+
+
+@pytest.mark.parametrize("call", list(STORAGE_CALLS))
+def test_unreachable_imagekit_is_a_connection_error(call: str) -> None:
+    storage = ImageKitStorage(
+        private_key=SECRET,
+        url_endpoint="https://ik.example/x",
+        base_url="http://127.0.0.1:9",  # nothing listens there
+        max_retries=0,
+    )
+    try:
+        with pytest.raises(ImageKitConnectionError) as caught:
+            STORAGE_CALLS[call](storage)
+    finally:
+        storage.close()
+    assert caught.value.operation
+    assert "SENTINEL" not in str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["upload", "exists"])
+def test_a_stalled_imagekit_is_a_timeout_within_the_deadline(
+    make_storage: MakeStorage, server: FakeImageKitServer, call: str
+) -> None:
+    storage = make_storage(timeout=0.3, upload_timeout=0.3)
+    server.stall("upload" if call == "upload" else "list", 2)
+    started = time.monotonic()
+    with pytest.raises(ImageKitTimeoutError) as caught:
+        STORAGE_CALLS[call](storage)
+    assert time.monotonic() - started < 1.5
+    # The name tried (in the unique mode, with its suffix).
+    assert UNIQUE.sub("", caught.value.name or "") == "a.txt"
 
 
 def test_persistent_failure_reports_nothing_saved(
@@ -875,6 +1049,75 @@ def test_one_storage_shared_by_threads(
     assert len(server.files) == 20
 
 
+def test_one_client_however_many_threads_ask_first(
+    make_storage: MakeStorage, server: FakeImageKitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_imagekit_storage.client import ImageKitClient
+
+    created: list[ImageKitClient] = []
+    original = ImageKitClient.__init__
+
+    def slow_init(self: ImageKitClient, *args: Any, **kwargs: Any) -> None:
+        # Widens the window in which an unguarded lazy property would make several.
+        time.sleep(0.05)
+        created.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageKitClient, "__init__", slow_init)
+    storage = make_storage(location="media")
+    barrier = threading.Barrier(8)
+    answers: list[bool] = []
+
+    def work() -> None:
+        barrier.wait()
+        answers.append(storage.exists("nothing.txt"))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [False] * 8
+    assert len(created) == 1
+    assert server.count("list") == 8
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_makes_its_own_client(
+    storage: ImageKitStorage, server: FakeImageKitServer
+) -> None:
+    # gunicorn --preload, Celery prefork: a storage used before the fork must not share
+    # its pooled connections with the children.
+    name = storage.save("parent.txt", ContentFile(b"parent bytes"))
+    parent_client = storage._client_instance
+    assert parent_client is not None
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking with threads (the stand-in server's).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            inherited = storage._client_instance is not None
+            with storage.open(name) as handle:
+                data = handle.read()
+            fresh = storage._client_instance is not parent_client
+            os.write(write_end, repr((inherited, data, fresh)).encode())
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, repr(error).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    assert answer == repr((False, b"parent bytes", True))
+    # The parent keeps its own client, still working.
+    assert storage._client_instance is parent_client
+    with storage.open(name) as handle:
+        assert handle.read() == b"parent bytes"
+
+
 def test_download_survives_transient_faults(
     storage: ImageKitStorage, server: FakeImageKitServer
 ) -> None:
@@ -974,11 +1217,16 @@ def test_request_counts_for_names_not_cached(
     }
 
 
+THREADS = 8
+FILES_PER_THREAD = 50
+
+
 @pytest.mark.parametrize("mode", ["default", "overwrite", "exact"])
 def test_threads_share_one_storage(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str
 ) -> None:
-    # 8 threads, each saving 6 files under one name shared by all and 6 under its own names.
+    # Issue 8: 8 threads saving 50 files each, half under one name shared by all threads and
+    # half under names of their own.
     options = {
         "default": {},
         "overwrite": {"file_overwrite": True},
@@ -991,7 +1239,7 @@ def test_threads_share_one_storage(
 
     def work(thread: int) -> None:
         try:
-            for index in range(12):
+            for index in range(FILES_PER_THREAD):
                 data = f"{thread}-{index}".encode()
                 given = "same.txt" if index % 2 else f"t{thread}-{index}.txt"
                 name = storage.save(given, ContentFile(data))
@@ -1000,23 +1248,23 @@ def test_threads_share_one_storage(
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=work, args=(number,)) for number in range(8)]
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(results) == 96
+    assert len(results) == THREADS * FILES_PER_THREAD
     stored = {path: file.data for path, file in server.files.items()}
     if mode == "overwrite":
         # No duplicate: one file per name, the shared one holding one of the writes.
-        assert len(stored) == 49
+        assert len(stored) == THREADS * FILES_PER_THREAD // 2 + 1
         assert stored["/media/same.txt"] in {data for name, data in results if name == "same.txt"}
         results = [(name, data) for name, data in results if name != "same.txt"]
     else:
         # Every save got its own name: nothing lost, nothing replaced.
-        assert len({name for name, _ in results}) == 96
-        assert len(stored) == 96
+        assert len({name for name, _ in results}) == THREADS * FILES_PER_THREAD
+        assert len(stored) == THREADS * FILES_PER_THREAD
     for name, data in results:
         assert stored[f"/media/{name}"] == data
         with storage.open(name) as handle:
@@ -1037,12 +1285,13 @@ def test_hook_values_are_validated(server: FakeImageKitServer) -> None:
     assert server.count() == 0
 
 
+@pytest.mark.parametrize("content", [ContentFile(b""), io.BytesIO(b"")])
 def test_empty_content_in_exact_mode_makes_no_search(
-    exact_storage: ImageKitStorage, server: FakeImageKitServer
+    exact_storage: ImageKitStorage, server: FakeImageKitServer, content: Any
 ) -> None:
     server.clear_requests()
     with pytest.raises(ValueError, match="empty"):
-        exact_storage.save("empty.txt", ContentFile(b""))
+        exact_storage.save("empty.txt", content)
     assert server.count() == 0
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
+from typing import Any
 
+import django
 import pytest
+from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -100,3 +103,58 @@ def test_a_migration_never_contains_the_keys() -> None:
     assert "django_imagekit_storage.storage.ImageKitStorage(" in text
     assert "location='media'" in text
     assert "import django_imagekit_storage.storage" in imports
+
+
+DJANGO_51 = django.VERSION >= (5, 1)
+
+
+def test_image_field_save_costs_by_django_release(imagekit_settings: FakeImageKitServer) -> None:
+    server = imagekit_settings
+    server.clear_requests()
+    photo = Photo.objects.create(image=ContentFile(png(3, 2), name="p.png"))
+    assert (photo.width, photo.height) == (3, 2)
+    routes = [request.route for request in server.requests]
+    if DJANGO_51:
+        # Dimensions come from the content before it is stored: one upload.
+        assert routes == ["upload"]
+    else:
+        # Django 4.2/5.0 re-read them from the stored file: the download costs a request
+        # (the name's metadata is cached from the save, so no search).
+        assert routes == ["upload", "delivery"]
+
+
+def test_content_without_a_name_is_not_uploaded(imagekit_settings: FakeImageKitServer) -> None:
+    server = imagekit_settings
+    server.clear_requests()
+    if DJANGO_51:
+        with pytest.raises(FieldError, match="name"):
+            Document.objects.create(file=ContentFile(b"anonymous"))
+    else:
+        # Django 4.2/5.0 skip a file without a name silently.
+        document = Document.objects.create(file=ContentFile(b"anonymous"))
+        assert not Document.objects.get(pk=document.pk).file
+    assert server.count() == 0
+    assert server.files == {}
+
+
+def test_a_migration_recreates_the_storage_from_settings(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a migration file holds is evaluated when migrations load: without the keys it
+    # can only work where the settings (or the environment) provide them.
+    from django.db.migrations.writer import MigrationWriter
+
+    monkeypatch.delenv("IMAGEKIT_PRIVATE_KEY", raising=False)
+    storage = ImageKitStorage(
+        private_key="private_SENTINEL", url_endpoint="https://ik.imagekit.io/demo"
+    )
+    text, imports = MigrationWriter.serialize(storage)
+    namespace: dict[str, Any] = {}
+    exec("\n".join(imports), namespace)  # Django's own serialised output
+    settings.IMAGEKIT_PRIVATE_KEY = "private_from_settings"
+    recreated = eval(text, namespace)
+    assert recreated.settings.private_key == "private_from_settings"
+    assert recreated.settings.url_endpoint == "https://ik.imagekit.io/demo"
+    settings.IMAGEKIT_PRIVATE_KEY = None
+    with pytest.raises(ImproperlyConfigured, match="IMAGEKIT_PRIVATE_KEY"):
+        eval(text, namespace)

@@ -136,6 +136,15 @@ _FLAG_ONLY = frozenset(
     )
 )
 _FLAG_OR_VALUE = frozenset(("e-sharpen", "e-shadow", "e-gradient", "e-usm", "e-dropshadow"))
+# Keys (long names and short codes) whose value goes into the URL as is, with no special rule.
+_SIMPLE_CODES: Mapping[str, str] = {
+    key: code
+    for long, code in TRANSFORMATION_KEYS.items()
+    if code not in _FLAG_ONLY
+    and code not in _FLAG_OR_VALUE
+    and code not in ("di", "ff", "sr", "t", "raw")
+    for key in (long, code)
+}
 _SIMPLE_OVERLAY_PATH = re.compile(r"^[a-zA-Z0-9-._/ ]*$")
 _SIMPLE_OVERLAY_TEXT = re.compile(r"^[a-zA-Z0-9-._ ]*$")
 
@@ -239,6 +248,13 @@ def _step(step: Mapping[str, object]) -> str:
         value: object = raw
         if value is None:
             continue
+        # Fast path for the common case (w-300, q-80, f-auto): same result as the rules below.
+        simple = _SIMPLE_CODES.get(key)
+        if simple is not None:
+            kind = type(value)
+            if kind is int or (kind is str and value.strip()):  # type: ignore[attr-defined]
+                parts.append(f"{simple}-{value}")
+                continue
         if key == "overlay" and isinstance(value, dict):
             overlay = _overlay(value)
             if overlay and overlay.strip():

@@ -25,6 +25,7 @@ import string
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -177,39 +178,57 @@ def _unique_name(name: str, max_length: int | None) -> str:
 
 class ImageKitFile(File):  # type: ignore[type-arg]
     """A stored file, downloaded from its delivery URL on first read into a spooled
-    temporary file (memory up to ``SPOOL_MAX_BYTES``, disk beyond)."""
+    temporary file (memory up to ``SPOOL_MAX_BYTES``, disk beyond).
 
-    def __init__(self, name: str, storage: ImageKitStorage, info: FileInfo | None) -> None:
+    Mode ``"rb"`` reads bytes; ``"r"`` reads text decoded as UTF-8 with universal
+    newlines, as ``FileSystemStorage`` does with ``open(path, "r")``."""
+
+    def __init__(
+        self, name: str, storage: ImageKitStorage, info: FileInfo | None, mode: str = "rb"
+    ) -> None:
         # File.__init__ would touch self.file; set the fields directly.
         self.name = name
         self._path = name
-        self.mode = "rb"
+        self.mode = _check_mode(mode)
         self._storage = storage
         self._info = info
         self._spool: IO[bytes] | None = None
+        self._text: io.TextIOWrapper | None = None
         self._closed = False
 
-    def _get_file(self) -> IO[bytes]:
+    def _get_file(self) -> IO[Any]:
         if self._spool is None:
             if self._closed:
                 raise ValueError(f"I/O operation on closed file {self.name!r}.")
             self._spool = self._storage._download(self._path, self._info)
-        return self._spool
+        if "b" in self.mode:
+            return self._spool
+        if self._text is None:
+            self._text = io.TextIOWrapper(self._spool, encoding="utf-8")
+        return self._text
 
     def _set_file(self, value: IO[bytes] | None) -> None:
+        self._drop_text()
         self._spool = value
 
     file = property(_get_file, _set_file)
 
+    def _drop_text(self) -> None:
+        # Detached, the text layer leaves the downloaded bytes open for another mode.
+        if self._text is not None:
+            text, self._text = self._text, None
+            text.detach()
+
     @property
     def size(self) -> int:
-        # Known from the metadata without downloading.
+        """In bytes, whatever the mode; known from the metadata without downloading."""
         if self._spool is None and self._info is not None and self._info.size is not None:
             return self._info.size
-        spool = self._get_file()
-        position = spool.tell()
-        size = spool.seek(0, os.SEEK_END)
-        spool.seek(position)
+        self._get_file()
+        assert self._spool is not None
+        position = self._spool.tell()
+        size = self._spool.seek(0, os.SEEK_END)
+        self._spool.seek(position)
         return size
 
     @property
@@ -217,7 +236,9 @@ class ImageKitFile(File):  # type: ignore[type-arg]
         return self._closed
 
     def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> ImageKitFile:
-        _check_mode(mode or self.mode)
+        mode = _check_mode(mode or self.mode)
+        self._drop_text()
+        self.mode = mode
         self._closed = False
         if self._spool is not None:
             self._spool.seek(0)
@@ -225,6 +246,7 @@ class ImageKitFile(File):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self._closed = True
+        self._drop_text()
         if self._spool is not None:
             spool, self._spool = self._spool, None
             spool.close()
@@ -236,8 +258,15 @@ class ImageKitFile(File):  # type: ignore[type-arg]
 class _Spool(tempfile.SpooledTemporaryFile[bytes]):
     """Memory up to ``max_size``, then a temporary file."""
 
-    # Python 3.10's has no seekable(); the client asks it before retrying a download.
+    # Python 3.10's has no seekable(), readable() or writable(): the client asks the
+    # first before retrying a download, io.TextIOWrapper (mode "r") asks all three.
     def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
         return True
 
     def __del__(self) -> None:
@@ -250,12 +279,17 @@ class _Spool(tempfile.SpooledTemporaryFile[bytes]):
             parent()
 
 
-def _check_mode(mode: str) -> None:
-    if set(mode) - {"r", "b"} or "r" not in mode or "b" not in mode:
+_READ_MODES: Final = frozenset({"rb", "br", "r", "rt", "tr"})
+
+
+def _check_mode(mode: str) -> str:
+    """``mode`` if it reads (binary or text); ``ValueError`` with what to do otherwise."""
+    if mode not in _READ_MODES:
         raise ValueError(
-            f"ImageKitStorage opens files for binary reading only ('rb'), not {mode!r}. "
-            "Write new content with storage.save(name, content)."
+            f"ImageKitStorage opens files for reading only ('rb' for bytes, 'r' for "
+            f"UTF-8 text), not {mode!r}. Write new content with storage.save(name, content)."
         )
+    return mode
 
 
 # --- content -------------------------------------------------------------------------
@@ -333,6 +367,10 @@ class _MetadataCache:
         with self._lock:
             self._data.clear()
 
+    def after_fork(self) -> None:
+        # A thread of the parent may have held the lock at the fork: it is never released.
+        self._lock = threading.Lock()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
@@ -376,6 +414,7 @@ class ImageKitStorage(Storage):
         self._client_instance: ImageKitClient | None = None
         self._client_lock = threading.Lock()
         self._cache = _MetadataCache()
+        _LIVE_STORAGES.add(self)
 
     def __repr__(self) -> str:
         location = f" location={self.settings.location!r}" if self.settings.location else ""
@@ -403,6 +442,14 @@ class ImageKitStorage(Storage):
         if client is not None:
             client.close()
         self._cache.clear()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's pooled connections are not ours to use (two
+        processes on one socket mix their answers), so the next call makes a new client.
+        New locks too: a thread of the parent may have held one at the fork."""
+        self._client_instance = None
+        self._client_lock = threading.Lock()
+        self._cache.after_fork()
 
     def _full_path(self, name: str) -> str:
         location = self.settings.location
@@ -513,9 +560,18 @@ class ImageKitStorage(Storage):
                 f"save() needs a File or a file object, not {type(content).__name__}: wrap "
                 "the data in django.core.files.base.ContentFile(data, name=...)."
             )
-        if hasattr(content, "chunks"):
-            # Before Django's save() picks a name (a search, in the exact mode).
-            _check_content(content, name)
+        if name is None:
+            name = getattr(content, "name", None)
+            if name is None:
+                # Django would fail later with a bare TypeError about NoneType.
+                raise ValueError(
+                    "save() needs a name: pass one, or give the content one "
+                    "(ContentFile(data, name=...), File(fileobj, name=...))."
+                )
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        # Before Django's save() picks a name (a search, in the exact mode).
+        _check_content(content, name)
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
@@ -531,7 +587,7 @@ class ImageKitStorage(Storage):
         info = self.stat(name)
         if info is None:
             raise FileNotFoundError(f"No file named {name!r} in ImageKit.")
-        return ImageKitFile(name, self, info)
+        return ImageKitFile(name, self, info, mode)
 
     def _save(self, name: str, content: File[Any]) -> str:
         name = _clean_file_name(name)
@@ -744,6 +800,20 @@ class ImageKitStorage(Storage):
                 expire_seconds=settings.url_expire if expire is None else expire,
             )
         return build_url(settings.url_endpoint, path, transformation=transformation)
+
+
+# Storages alive in this process, so that a forked child (gunicorn --preload, Celery
+# prefork, multiprocessing) starts with its own connections.
+_LIVE_STORAGES: Final[weakref.WeakSet[ImageKitStorage]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_LIVE_STORAGES):
+        storage._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _strip_suffix(name: str) -> str:
