@@ -684,7 +684,7 @@ def _fetch(url: str, data: bytes, timeout: float) -> str:
     return f"HTTP {status}, {content_type}, {len(body):,} bytes, {same}"
 
 
-_StorageErrors: Final = (
+_STORAGE_ERRORS: Final = (
     ImageKitStorageError,
     ImproperlyConfigured,
     SuspiciousFileOperation,
@@ -701,10 +701,10 @@ def _timed(step: _Step, operation: str) -> Iterator[Callable[[str], None]]:
     start = time.perf_counter()
     try:
         yield notes.append
-    except _FailStepError as failure:
+    except _FailStepError:
         step.add(operation, f"failed after {_ms(start)}")
-        raise _FailStepError(failure.reason) from failure
-    except _StorageErrors as error:
+        raise
+    except _STORAGE_ERRORS as error:
         step.add(operation, f"failed after {_ms(start)}")
         raise _FailStepError(f"{operation} failed: {type(error).__name__}: {error}") from error
     step.add(operation, f"{'; '.join(notes) or 'done'} ({_ms(start)})")
