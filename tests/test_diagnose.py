@@ -393,6 +393,17 @@ def test_default_file_storage_mirrored_from_storages_is_not_reported_as_set(conf
     assert step(document, "configuration")["status"] == "passed"
 
 
+@pytest.mark.skipif(django.VERSION >= (5, 1), reason="Django >= 5.1 ignores DEFAULT_FILE_STORAGE")
+def test_default_file_storage_set_by_the_project_is_reported_as_deprecated(settings):
+    with pytest.warns(Warning, match="DEFAULT_FILE_STORAGE"):  # Django deprecates it
+        settings.DEFAULT_FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
+    document = json.loads(diagnose("--json", "--skip-upload")[0])
+    config = details(document, "configuration")
+    assert config["DEFAULT_FILE_STORAGE"] == "django.core.files.storage.FileSystemStorage"
+    assert config["DEFAULT_FILE_STORAGE on this Django"].startswith("deprecated: ")
+    assert "5.1 and later ignore it" in config["DEFAULT_FILE_STORAGE on this Django"]
+
+
 def test_images_step_fails_without_a_webp_encoder(configured, monkeypatch):
     from PIL import Image
 
