@@ -10,6 +10,7 @@ import random
 import struct
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -95,11 +96,8 @@ def exif_with_gps(orientation: int = 1) -> Image.Exif:
     exif = Image.Exif()
     exif[0x010F] = "TestCam"  # Make
     exif[0x0112] = orientation
-    gps = exif.get_ifd(0x8825)
-    gps[1] = "N"
-    gps[2] = (48.0, 51.0, 29.0)
-    gps[3] = "E"
-    gps[4] = (2.0, 17.0, 40.0)
+    # Set as a dict: before Pillow 11.1, tobytes() left out an IFD filled through get_ifd().
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
     return exif
 
 
@@ -231,7 +229,7 @@ def test_avif_without_an_encoder_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"quality": 0}, ValueError, "quality must be positive"),
+        ({"quality": 0}, ValueError, "quality must be between 1 and 100, got 0"),
         ({"quality": 101}, ValueError, "between 1 and 100"),
         ({"quality": 80.0}, TypeError, "quality must be an int"),
         ({"max_size": 0}, ValueError, "max_size must be positive"),
@@ -297,6 +295,24 @@ def test_max_size(
     result = optimize_image_from_bytes(encode(photo(source), "PNG"), max_size=max_size)
     assert (result.width, result.height) == expected
     assert decode(result).size == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "source", "expected"),
+    [
+        ("WEBP", (17000, 40), (16383, 39)),  # libwebp's limit
+        ("JPEG", (70000, 20), (65500, 19)),  # libjpeg's
+        ("PNG", (70000, 20), (70000, 20)),  # none
+    ],
+)
+def test_a_panorama_is_scaled_to_what_the_format_can_hold(
+    fmt: str, source: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    data = encode(Image.new("RGB", source, "blue"), "PNG")
+    for max_size in (None, (100_000, 100_000)):
+        result = optimize_image_from_bytes(data, format=fmt, max_size=max_size)
+        assert (result.width, result.height) == expected
+        assert decode(result).size == expected
 
 
 @pytest.mark.parametrize(
@@ -448,7 +464,11 @@ def source_with_metadata(fmt: str) -> bytes:
 def test_metadata_stripped_by_default(fmt: str, source: str) -> None:
     data = source_with_metadata(source)
     assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)  # the source has GPS
-    image = decode(optimize_image_from_bytes(data, format=fmt))
+    result = optimize_image_from_bytes(data, format=fmt)
+    # In no form at all, whether or not Pillow would parse it back.
+    assert b"TestCam" not in result.data
+    assert b"GPSLatitude" not in result.data
+    image = decode(result)
     assert_upright(image)
     assert not image.getexif()
     assert "exif" not in image.info
@@ -469,6 +489,35 @@ def test_keep_metadata(fmt: str) -> None:
     assert b"GPSLatitude" in xmp
     assert b'tiff:Orientation="1"' in xmp
     assert_upright(image)
+
+
+def test_keep_metadata_from_a_tiff_leaves_its_layout_tags_out() -> None:
+    # A TIFF's EXIF is its whole directory: strips, compression and size describe the source.
+    data = encode(photo((64, 48)), "TIFF", compression="tiff_lzw", tiffinfo={315: "Ann Artist"})
+    assert {256, 259, 273, 279} <= set(Image.open(io.BytesIO(data)).getexif())
+    for fmt in ("JPEG", "WEBP"):
+        result = optimize_image_from_bytes(data, format=fmt, max_size=32, keep_metadata=True)
+        exif = decode(result).getexif()
+        assert exif.get(315) == "Ann Artist", fmt  # the metadata is kept
+        assert not {256, 257, 258, 259, 262, 273, 277, 278, 279, 284} & set(exif), fmt
+
+
+def test_keep_metadata_too_big_for_a_jpeg(caplog: pytest.LogCaptureFixture) -> None:
+    # A JPEG holds 64 KB of EXIF and of XMP; PNG and WEBP sources can carry more (maker
+    # notes, editing histories). Pillow would raise ValueError: the JPEG is made without them.
+    exif = exif_with_gps()
+    exif[0x927C] = b"m" * 70_000  # MakerNote
+    xmp = XMP.replace(b"</rdf:RDF>", b" " * 70_000 + b"</rdf:RDF>")
+    data = encode(photo(), "WEBP", exif=exif.tobytes(), xmp=xmp)
+    with caplog.at_level(logging.WARNING, logger="django_imagekit_storage.images"):
+        jpeg = decode(optimize_image_from_bytes(data, format="JPEG", keep_metadata=True))
+    assert not jpeg.getexif()
+    assert "xmp" not in jpeg.info
+    assert "EXIF of 70" in caplog.text
+    assert "XMP of 70" in caplog.text
+    webp = decode(optimize_image_from_bytes(data, format="WEBP", keep_metadata=True))
+    assert webp.getexif().get_ifd(0x8825)[1] == "N"  # other formats keep it all
+    assert len(webp.info["xmp"]) > 70_000
 
 
 def test_png_text_chunks_are_not_copied() -> None:
@@ -730,6 +779,16 @@ def test_16_bit_grey_is_scaled_not_clipped_to_white() -> None:
     assert 100 < mean < 155  # a gradient, not a white page
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_a_dark_16_bit_image_stays_dark(fmt: str) -> None:
+    # Values 0-127 of 65535: nearly black, not an 8-bit image that happens to be 16-bit.
+    dark = Image.linear_gradient("L").resize((64, 64)).convert("I").point(lambda v: v * 0.5)
+    data = encode(dark.convert("I;16"), fmt)
+    assert Image.open(io.BytesIO(data)).mode == "I;16"
+    result = decode(optimize_image_from_bytes(data, format="PNG"))
+    assert grey_extrema(result) == (0, 0)
+
+
 def _png16(width: int, height: int, colour_type: int) -> bytes:
     """A 16-bit-per-channel PNG (Pillow cannot write one): a left-to-right ramp."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
@@ -849,6 +908,12 @@ def test_max_bytes_impossible(fmt: str) -> None:
     assert issubclass(MaxBytesError, ValueError)
 
 
+def test_max_bytes_impossible_for_an_image_under_16_px() -> None:
+    data = encode(photo((8, 6)), "PNG")
+    with pytest.raises(MaxBytesError, match=r"No JPEG output even at its full 8x6 px fits in 30"):
+        optimize_image_from_bytes(data, format="JPEG", max_bytes=30)
+
+
 def test_max_bytes_already_met_is_one_encode(caplog: pytest.LogCaptureFixture) -> None:
     data = encode(photo((100, 80)), "PNG")
     with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):
@@ -912,6 +977,31 @@ def test_variants_share_one_decode(caplog: pytest.LogCaptureFixture) -> None:
     assert " ms" in caplog.text
 
 
+def test_smaller_outputs_are_resized_from_the_largest(monkeypatch: pytest.MonkeyPatch) -> None:
+    resizes: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    real_resize = Image.Image.resize
+
+    def recording_resize(self: Image.Image, size: Any, *args: Any, **kwargs: Any) -> Image.Image:
+        resizes.append((self.size, tuple(size)))
+        return real_resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", recording_resize)
+    data = encode(photo((1600, 1200)), "JPEG")  # under 2x the main: no shrink-on-load
+    optimize_image_variants(
+        data,
+        {
+            "thumb": ImageSpec(max_size=100),
+            "main": ImageSpec(max_size=1000),
+            "thumb-jpeg": ImageSpec(max_size=100, format="JPEG"),
+        },
+    )
+    assert resizes.count(((1600, 1200), (1000, 750))) == 1
+    # From the main, not from the full decode, and once for both 100 px outputs.
+    assert resizes.count(((1000, 750), (100, 75))) == 1
+    assert ((1600, 1200), (100, 75)) not in resizes
+    assert ((1000, 750), (1000, 750)) not in resizes  # the main is used as it is
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -959,6 +1049,48 @@ def test_threads_share_no_state() -> None:
         thread.join()
     assert not errors
     assert results == [expected] * 6
+
+
+def test_threads_with_mixed_work_get_what_one_thread_gets() -> None:
+    # Every path at once: shrink-on-load, alpha, palettes, profiles, max_bytes, refusals.
+    jobs: list[tuple[bytes, dict[str, ImageSpec]]] = [
+        (
+            encode(photo((900, 600)), "JPEG"),
+            {"m": ImageSpec(max_size=300), "t": ImageSpec(max_size=50)},
+        ),
+        (
+            encode(transparent_logo(), "PNG"),
+            {"j": ImageSpec(format="JPEG"), "p": ImageSpec(format="PNG")},
+        ),
+        (encode(photo().quantize(64), "GIF"), {"w": ImageSpec(max_size=None)}),
+        (encode(photo(), "JPEG", icc_profile=icc_profile()), {"w": ImageSpec(max_bytes=3000)}),
+        (_tiff_with_a_damaged_tag(), {"w": ImageSpec()}),  # refused: warnings are errors here
+        (b"not an image", {"w": ImageSpec()}),
+    ]
+
+    def run(job: tuple[bytes, dict[str, ImageSpec]]) -> dict[str, bytes] | str:
+        try:
+            return {name: out.data for name, out in optimize_image_variants(*job).items()}
+        except InvalidImageError as error:
+            return str(error)
+
+    expected = [run(job) for job in jobs]
+    results: dict[int, list[dict[str, bytes] | str]] = {}
+
+    def worker(index: int) -> None:
+        shift = index % len(jobs)  # each thread in its own order
+        order = list(range(len(jobs)))[shift:] + list(range(len(jobs)))[:shift]
+        got = {i: run(jobs[i]) for i in order}
+        results[index] = [got[i] for i in range(len(jobs))]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6  # no thread died
+    for got in results.values():
+        assert got == expected
 
 
 def test_pillow_globals_are_left_alone() -> None:
@@ -1060,10 +1192,13 @@ def test_hostile_input_is_refused_quickly(case: str) -> None:
     assert issubclass(InvalidImageError, ValueError)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about damaged TIFF tags
-def test_damaged_images_raise_only_invalid_image_error() -> None:
+# Pillow warns about some damage (TIFF and EXIF tags) and carries on: with the warnings shown
+# or made errors (this project's setting), the outcome is an image or an InvalidImageError.
+@pytest.mark.parametrize("warnings_as", ["error", "ignore"])
+def test_damaged_images_raise_only_invalid_image_error(warnings_as: str) -> None:
     # A small deterministic fuzz: flipped bytes, truncations and insertions in valid files of
     # every accepted format. Each must decode or raise InvalidImageError, nothing else.
+    warnings.simplefilter(warnings_as)  # pytest restores the filters after each test
     sources = [
         encode(photo((64, 48)), "JPEG"),
         encode(transparent_logo(), "PNG"),
@@ -1089,11 +1224,42 @@ def test_damaged_images_raise_only_invalid_image_error() -> None:
             optimize_image_variants(bytes(data), specs)
 
 
+def _tiff_with_a_damaged_tag() -> bytes:
+    """A TIFF whose Artist tag points past the end of the file (the pixels are intact)."""
+    tiff = bytearray(encode(photo((32, 24)), "TIFF", tiffinfo={315: "an artist, over 4 bytes"}))
+    (ifd,) = struct.unpack("<I", tiff[4:8])
+    (count,) = struct.unpack("<H", tiff[ifd : ifd + 2])
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack("<H", tiff[entry : entry + 2]) == (315,):
+            tiff[entry + 8 : entry + 12] = struct.pack("<I", len(tiff) - 5)
+            return bytes(tiff)
+    raise AssertionError("no Artist tag written")
+
+
+def test_a_pillow_warning_raised_as_an_error_is_an_invalid_image_error() -> None:
+    # This project's pytest setting, and a common one: warnings are errors.
+    with pytest.raises(InvalidImageError, match=r"The TIFF is truncated or .*corrupt .*upload"):
+        optimize_image_from_bytes(_tiff_with_a_damaged_tag())
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_a_pillow_warning_shown_lets_the_image_through() -> None:
+    # Warnings not made errors: Pillow skips the damaged tag, the pixels are fine.
+    with pytest.warns(UserWarning, match="Truncated File Read"):
+        result = optimize_image_from_bytes(_tiff_with_a_damaged_tag(), format="PNG")
+    assert (result.width, result.height) == (32, 24)
+
+
 def _peak_rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+def test_pillow_own_limit_is_named_in_the_message() -> None:
+    with pytest.raises(InvalidImageError, match=r"upload a smaller image .*MAX_IMAGE_PIXELS"):
+        optimize_image_from_bytes(_png(20000, 20000, zlib.compress(b"\0" * 64)))
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc needed")
@@ -1111,7 +1277,14 @@ def test_bombs_make_no_large_allocation(case: str) -> None:
 
 def test_max_pixels_is_checked_before_decoding() -> None:
     data = encode(photo((100, 100)), "PNG")
-    with pytest.raises(InvalidImageError, match=r"100x100 .* over the limit of 0\.0 megapixels"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"100x100 \(10,000 pixels\), over the limit of 9,999 pixels \(max_pixels\); "
+        r"refused before decoding: upload a smaller image, or raise max_pixels",
+    ):
         optimize_image_from_bytes(data, max_pixels=9999)
+    big = _jpeg_declaring(10000, 6000)
+    with pytest.raises(InvalidImageError, match=r"\(60\.0 megapixels\), over .* 50\.0 megapixels"):
+        optimize_image_from_bytes(big)
     assert optimize_image_from_bytes(data, max_pixels=10000).width == 100
     assert DEFAULT_MAX_PIXELS == 50_000_000

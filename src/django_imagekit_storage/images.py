@@ -56,6 +56,9 @@ _OUTPUT_FORMATS: dict[str, tuple[str, str, bool]] = {
     "AVIF": ("image/avif", ".avif", True),
 }
 _FORMAT_ALIASES = {"JPG": "JPEG"}
+# Longest side each encoder can write (libwebp 16383, libjpeg 65500, AV1 65536): a wider
+# output, say a panorama with max_size=None, is scaled to fit instead of failing to encode.
+_ENCODER_MAX_SIDE = {"WEBP": 16383, "JPEG": 65500, "AVIF": 65536}
 
 #: libwebp effort (method, 0-6) by output size, measured in benchmarks/bench_images.py
 #: (docs/images.md): on a 2048 px photo, method 2 encodes in 0.44x the time of method 4 for
@@ -91,11 +94,22 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# A TIFF's EXIF is its whole directory: these tags describe the source's pixel layout (size,
+# strips, compression, samples) and would be false in any output; its ICC profile and XMP
+# take their own paths (colour policy, xmp=).
+_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320}
+    | {322, 323, 324, 325, 338, 339, 530, 700, 34675}
+)
 _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)[0-9]')
 
 # Errors Pillow raises for data it cannot decode (UnidentifiedImageError is an OSError;
 # some plugins raise SyntaxError or struct.error on malformed headers, and the AVIF plugin
-# raises RuntimeError for damaged pixel data). Caught only around open() and load().
+# raises RuntimeError for damaged pixel data). Caught only around open(), load() and EXIF.
+# Pillow reports some damage (corrupt TIFF/EXIF tags, a malformed MPO) with a UserWarning
+# and carries on; where the caller's filters turn warnings into errors, that warning is
+# raised and means the same damage. The filters are the caller's to set: catch_warnings()
+# would swap them process-wide, which is not thread-safe before Python 3.14.
 _DECODE_ERRORS = (
     OSError,
     ValueError,
@@ -104,6 +118,7 @@ _DECODE_ERRORS = (
     struct.error,
     IndexError,
     RuntimeError,
+    UserWarning,
 )
 
 MaxSize: TypeAlias = "int | tuple[int, int] | None"
@@ -120,7 +135,7 @@ def _normalise_format(value: object) -> str:
     if name not in Image.SAVE and not _load_plugin(name):
         raise ValueError(
             f"format {name!r} needs a Pillow built with its encoder "
-            f"(AVIF: Pillow 11.2 or later with libavif); use WEBP instead"
+            f"(AVIF: the Pillow 11.3+ wheels, or 11.2+ built with libavif); use WEBP instead"
         )
     return name
 
@@ -171,9 +186,10 @@ class ImageSpec:
         box = _check_max_size(self.max_size)
         if box is not None and not isinstance(self.max_size, int):
             object.__setattr__(self, "max_size", box)  # a list becomes a hashable tuple
-        quality = _check_positive_int("quality", self.quality)
-        if quality > 100:
-            raise ValueError(f"quality must be between 1 and 100, got {quality}")
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int):
+            raise TypeError(f"quality must be an int, not {type(self.quality).__name__}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be between 1 and 100, got {self.quality}")
         if self.max_bytes is not None:
             _check_positive_int("max_bytes", self.max_bytes)
         if not isinstance(self.keep_metadata, bool):
@@ -237,6 +253,19 @@ class OptimizedImage:
         return ContentFile(self.data, name=self.filename(name))
 
 
+def _is_file_name(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and not name.endswith(("/", "\\"))
+
+
+def _check_specs(specs: object) -> None:
+    # Typed callers cannot get this wrong; untyped ones (and dicts built at runtime) can.
+    if not isinstance(specs, Mapping) or not specs:
+        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
+    for name, spec in specs.items():
+        if not isinstance(spec, ImageSpec):
+            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
+
+
 # --------------------------------------------------------------------------------- public API
 
 
@@ -283,7 +312,8 @@ def optimize_image_variants(
     _check_specs(specs)
     buffer = _as_buffer(data)
 
-    work, targets, metadata, icc, palette_source = _decode(buffer, specs, max_pixels)
+    decoded = _decode(buffer, specs, max_pixels)
+    work, targets = decoded.image, decoded.targets
 
     order = sorted(specs, key=lambda n: targets[n][0] * targets[n][1], reverse=True)
     resized = {work.size: work}  # outputs of the same size (say, WEBP and JPEG) share one
@@ -295,7 +325,7 @@ def optimize_image_variants(
         if image is None:
             image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
             resized[targets[name]] = image
-        result = _Encoder(spec, metadata, icc, palette_source).encode(image)
+        result = _Encoder(spec, decoded).encode(image)
         _stage(
             "encode",
             started,
@@ -313,10 +343,19 @@ def optimize_image_variants(
 # ------------------------------------------------------------------------------- decoding
 
 
-def _decode(
-    buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int
-) -> tuple[Image.Image, dict[str, tuple[int, int]], _Metadata, bytes | None, bool]:
-    """Decode once, at the largest output size: (upright image, targets, metadata, ICC, palette).
+@dataclass(frozen=True)
+class _Decoded:
+    """The one decode every output is made from."""
+
+    image: Image.Image  # upright, 8-bit L/LA/RGB/RGBA, at the largest output's size
+    targets: dict[str, tuple[int, int]]  # each output's size, by spec name
+    metadata: _Metadata
+    icc: bytes | None  # the profile outputs carry; None means sRGB
+    palette_source: bool  # P/PA/1 source: a logo or diagram rather than a photo
+
+
+def _decode(buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int) -> _Decoded:
+    """Decode once, at the largest output's size.
 
     A function of its own so the full decode is freed on return, before any encode.
     """
@@ -362,20 +401,7 @@ def _decode(
     if icc is not None and len(icc) > MAX_ICC_BYTES and _icc_space(icc) == b"RGB ":
         work, icc = _rgb_to_srgb(work, icc)
     _stage("resize", started, "to %dx%d, orientation %d, %s", *work.size, orientation, work.mode)
-    return work, targets, metadata, icc, palette_source
-
-
-def _is_file_name(name: object) -> bool:
-    return isinstance(name, str) and bool(name) and not name.endswith(("/", "\\"))
-
-
-def _check_specs(specs: object) -> None:
-    # Typed callers cannot get this wrong; untyped ones (and dicts built at runtime) can.
-    if not isinstance(specs, Mapping) or not specs:
-        raise ValueError("specs must be a non-empty mapping of name -> ImageSpec")
-    for name, spec in specs.items():
-        if not isinstance(spec, ImageSpec):
-            raise TypeError(f"specs[{name!r}] must be an ImageSpec, not {type(spec).__name__}")
+    return _Decoded(work, targets, metadata, icc, palette_source)
 
 
 def _stage(stage: str, started: float, message: str, *args: object) -> None:
@@ -402,7 +428,9 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # Pillow's own global limit (Image.MAX_IMAGE_PIXELS), hit inside open().
         raise InvalidImageError(
-            f"The image's declared size is far too large to decode safely ({error})"
+            f"The image's declared size is far too large to decode safely ({error}); refused "
+            f"before decoding: upload a smaller image (to accept such images, raise Pillow's "
+            f"process-wide PIL.Image.MAX_IMAGE_PIXELS at start-up, and max_pixels)"
         ) from None
     except _DECODE_ERRORS as error:
         kind = _sniff(buffer.getvalue()) or "image"
@@ -417,10 +445,15 @@ def _open(buffer: io.BytesIO, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         im.close()
         raise InvalidImageError(
-            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
-            f"limit of {max_pixels / 1e6:.1f} megapixels (max_pixels); refused before decoding"
+            f"The image is {width}x{height} ({_pixels(width * height)}), over the limit of "
+            f"{_pixels(max_pixels)} (max_pixels); refused before decoding: upload a smaller "
+            f"image, or raise max_pixels"
         )
     return im
+
+
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.1f} megapixels" if count >= 100_000 else f"{count:,} pixels"
 
 
 def _sniff(data: bytes) -> str | None:
@@ -488,12 +521,21 @@ def _plan(
 ) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """Each output's upright size, and the largest one in the source's (unrotated) axes."""
     upright = _oriented_size(source_size, orientation)
-    targets = {name: _fit(upright, spec.box) for name, spec in specs.items()}
+    targets = {name: _fit_in_box(upright, _output_box(spec)) for name, spec in specs.items()}
     largest = max(targets.values(), key=lambda size: size[0] * size[1])
     return targets, _oriented_size(largest, orientation)
 
 
-def _fit(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
+def _output_box(spec: ImageSpec) -> tuple[int, int] | None:
+    """The spec's box, within what its encoder can write."""
+    limit = _ENCODER_MAX_SIDE.get(spec.format)
+    box = spec.box
+    if limit is None:
+        return box
+    return (limit, limit) if box is None else (min(box[0], limit), min(box[1], limit))
+
+
+def _fit_in_box(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
     """``size`` scaled to fit in ``box``, aspect kept, never enlarged, never 0 px."""
     width, height = size
     if box is None:
@@ -524,6 +566,8 @@ class _Metadata:
         exif: bytes | None = None
         try:
             parsed = im.getexif()
+            for tag in _LAYOUT_TAGS.intersection(parsed):
+                del parsed[tag]
             if len(parsed):
                 parsed[_ORIENTATION] = 1  # the pixels are now upright
                 exif = parsed.tobytes()
@@ -588,6 +632,9 @@ def _normalise_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bo
 
 def _int_to_l(im: Image.Image) -> Image.Image:
     # Converting 16/32-bit integers to L clips everything above 255 to white: scale first.
+    if im.mode.startswith("I;16"):
+        # The range is known, 0-65535, however dark the picture: never guess it from the data.
+        return im.convert("I").point(lambda value: value * (1 / 257)).convert("L")
     im = im.convert("I") if im.mode != "I" else im
     low, high = _extrema(im)
     if high <= 255 and low >= 0:
@@ -686,19 +733,36 @@ def _drop_opaque_alpha(im: Image.Image) -> Image.Image:
 
 # ------------------------------------------------------------------------------- encoding
 
+# A JPEG carries EXIF and XMP in one APP1 segment each, at most 65533 bytes ("Exif\0\0"
+# included; XMP after a 29-byte namespace). Pillow refuses larger ones rather than split them.
+_JPEG_MAX_EXIF = 65533
+_JPEG_MAX_XMP = 65533 - 29
+
+
+def _kept_metadata(spec: ImageSpec, metadata: _Metadata) -> tuple[bytes | None, bytes | None]:
+    """The (EXIF, XMP) an output keeps: none unless asked for, and only what its format holds."""
+    if not spec.keep_metadata:
+        return None, None
+    exif, xmp = metadata.exif, metadata.xmp
+    if spec.format == "JPEG":
+        # Big maker notes or editing histories (PNG, WEBP, TIFF sources): drop, don't fail.
+        if exif is not None and len(exif) > _JPEG_MAX_EXIF:
+            logger.warning("EXIF of %d bytes does not fit in a JPEG (64 KB); not kept", len(exif))
+            exif = None
+        if xmp is not None and len(xmp) > _JPEG_MAX_XMP:
+            logger.warning("XMP of %d bytes does not fit in a JPEG (64 KB); not kept", len(xmp))
+            xmp = None
+    return exif, xmp
+
 
 class _Encoder:
-    def __init__(
-        self,
-        spec: ImageSpec,
-        metadata: _Metadata,
-        icc: bytes | None,
-        palette_source: bool,
-    ) -> None:
+    """Encodes one spec's output, meeting its max_bytes if it has one."""
+
+    def __init__(self, spec: ImageSpec, decoded: _Decoded) -> None:
         self.spec = spec
-        self.metadata = metadata
-        self.icc = icc
-        self.palette_source = palette_source
+        self.exif, self.xmp = _kept_metadata(spec, decoded.metadata)
+        self.icc = decoded.icc
+        self.palette_source = decoded.palette_source
         self.encodes = 0
 
     def encode(self, image: Image.Image) -> OptimizedImage:
@@ -716,7 +780,9 @@ class _Encoder:
         data = self._save(candidate, spec.quality, lossless=lossless)
         if spec.max_bytes is not None and len(data) > spec.max_bytes:
             # From the RGB(A) image: resizing a palette image would be nearest-neighbour.
-            prepared, data = self._fit(prepared, None if lossless else data, spec.max_bytes)
+            prepared, data = self._fit_max_bytes(
+                prepared, None if lossless else data, spec.max_bytes
+            )
             logger.debug("max_bytes %d met after %d encodes", spec.max_bytes, self.encodes)
         mime, extension, _ = _OUTPUT_FORMATS[spec.format]
         return OptimizedImage(
@@ -760,18 +826,17 @@ class _Encoder:
         space = b"GRAY" if image.mode in ("L", "LA") else b"RGB "
         if self.icc is not None and _icc_space(self.icc) == space:
             options["icc_profile"] = self.icc
-        if self.spec.keep_metadata:
-            if self.metadata.exif:
-                options["exif"] = self.metadata.exif
-            if self.metadata.xmp and fmt == "PNG":
-                from PIL import PngImagePlugin
+        if self.exif:
+            options["exif"] = self.exif
+        if self.xmp and fmt == "PNG":
+            from PIL import PngImagePlugin
 
-                # Pillow's PNG writer has no xmp= option: XMP goes in its standard iTXt chunk.
-                text = PngImagePlugin.PngInfo()
-                text.add_itxt("XML:com.adobe.xmp", self.metadata.xmp.decode("utf-8", "replace"))
-                options["pnginfo"] = text
-            elif self.metadata.xmp:
-                options["xmp"] = self.metadata.xmp
+            # Pillow's PNG writer has no xmp= option: XMP goes in its standard iTXt chunk.
+            text = PngImagePlugin.PngInfo()
+            text.add_itxt("XML:com.adobe.xmp", self.xmp.decode("utf-8", "replace"))
+            options["pnginfo"] = text
+        elif self.xmp:
+            options["xmp"] = self.xmp
         return options
 
     def _save(self, image: Image.Image, quality: int, *, lossless: bool = False) -> bytes:
@@ -782,7 +847,7 @@ class _Encoder:
 
     # -- max_bytes
 
-    def _fit(
+    def _fit_max_bytes(
         self, image: Image.Image, lossy: bytes | None, limit: int
     ) -> tuple[Image.Image, bytes]:
         """Make the output fit; ``lossy`` is the first encode if it was a lossy one."""
@@ -850,14 +915,18 @@ class _Encoder:
             # Bytes grow roughly with the pixel count: aim a little under the limit.
             scale = min(0.9, max(0.25, math.sqrt(limit / size) * 0.95))
             longest = max(MIN_SIDE, int(longest * scale))
-            target = _fit(image.size, (longest, longest))
+            target = _fit_in_box(image.size, (longest, longest))
             smaller = image.resize(target, _LANCZOS, reducing_gap=_REDUCING_GAP)
             best, size = attempt(smaller)
             logger.debug("max_bytes: %dx%d gives %d bytes", *target, size)
             if best is not None:
                 return smaller, best
+        smallest = (
+            f"of at least {MIN_SIDE} px"
+            if max(image.size) > MIN_SIDE
+            else f"even at its full {image.width}x{image.height} px"
+        )
         raise MaxBytesError(
-            f"No {self.spec.format} output of at least {MIN_SIDE} px fits in "
-            f"{self.spec.max_bytes} bytes (the smallest attempt was {size} bytes); "
-            f"raise max_bytes"
+            f"No {self.spec.format} output {smallest} fits in {self.spec.max_bytes} bytes "
+            f"(the smallest attempt was {size} bytes); raise max_bytes"
         )
