@@ -127,6 +127,37 @@ def test_upload_makes_webp_image_and_thumbnail_and_the_gallery_shows_them(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_gallery_costs_no_network_call_while_its_dimension_fields_are_filled(
+    example_site, client
+):
+    from gallery.models import Photo
+
+    server = example_site
+    for title in ("one", "two"):
+        upload = SimpleUploadedFile(f"{title}.jpg", jpeg((400, 300)), content_type="image/jpeg")
+        assert client.post("/upload/", {"title": title, "photo": upload}).status_code == 302
+
+    server.clear_requests()
+    assert client.get("/").content.decode().count("<img ") == 2
+    assert server.requests == []  # instances from the database, tags rendered: nothing sent
+
+    # Empty dimension fields: Django's ImageField measures the file when the instance is
+    # created, which on ImageKit is a download (docs/templates.md says so, and how to fix it).
+    Photo.objects.update(width=None, height=None)
+    server.clear_requests()
+    assert client.get("/").status_code == 200
+    assert server.count("delivery") == 2
+    assert {request.query.get("tr") for request in server.requests} == {None}  # originals
+
+    # The documented fix: loading each row measures it once; saving keeps the size.
+    for photo in Photo.objects.filter(width=None).exclude(image=""):
+        photo.save(update_fields=["width", "height"])
+    server.clear_requests()
+    assert client.get("/").status_code == 200
+    assert server.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_exif_orientation_is_applied(example_site, client):
     from gallery.models import Photo
 

@@ -145,12 +145,17 @@ def test_img_html_defaults_alt_and_leaves_out_unknown_sizes() -> None:
         "height": None,
     }
     assert responsive.img_html(data) == '<img src="/a.jpg" alt="">'
+    # A nullable caption: still an (empty) alt, so screen readers do not read out the URL.
+    assert responsive.img_html(data, {"alt": None}) == '<img src="/a.jpg" alt="">'
+    assert responsive.img_html(data, {"alt": False, "id": None}) == '<img src="/a.jpg" alt="">'
 
 
 def test_closest_key() -> None:
     assert responsive.closest_transformation_key("qualty") == "quality"
     assert responsive.closest_transformation_key("zzzzzz") is None
     assert responsive.closest_transformation_key("clas", ["class"]) == "class"
+    assert responsive.closest_transformation_key("overlai") == "overlay"
+    assert responsive.closest_transformation_key("overlai", exclude=["overlay"]) is None
 
 
 @pytest.mark.parametrize("name", ['a"b', "on click", "", "x>"])
@@ -158,6 +163,14 @@ def test_img_html_refuses_bad_attribute_names(name) -> None:
     data = responsive.image_data("a.jpg")
     with pytest.raises(ValueError, match="not an HTML attribute name"):
         responsive.img_html(data, {name: "x"})
+
+
+@pytest.mark.parametrize("name", ["src", "srcset", "sizes", "width", "HEIGHT"])
+def test_img_html_refuses_attributes_that_come_from_the_data(name) -> None:
+    # Written twice, the browser would silently keep the first one.
+    data = responsive.image_data(photo().image)
+    with pytest.raises(ValueError, match=r"comes from the image data: set it through image_data"):
+        responsive.img_html(data, {name: "1"})
 
 
 def test_height_alone_keeps_the_aspect_ratio_on_fallback() -> None:

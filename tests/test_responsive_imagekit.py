@@ -12,6 +12,7 @@ import re
 import urllib.error
 import urllib.request
 from html import unescape
+from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -29,6 +30,23 @@ engine = Engine(
 
 def render(source: str, **context: object) -> str:
     return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
+    parser = _StartTags()
+    parser.feed(html)
+    parser.close()
+    return parser.elements
 
 
 def photo_on(storage, name: str = "photos/kitten_Ab3dE9xQz.jpg", size=(1600, 1200)) -> Photo:
@@ -97,6 +115,19 @@ def test_the_documented_example(imagekit_storage, imagekit_server) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["x'><script>alert(1)</script>.jpg", 'a"b&c <d>.jpg'])
+def test_hostile_file_names_stay_inside_their_attribute(imagekit_storage, name) -> None:
+    photo = photo_on(imagekit_storage, name)
+    html = render("{% imagekit_img p.image widths='320,640' alt=p.image.name %}", p=photo)
+    elements = start_tags(html)
+    assert [tag for tag, _ in elements] == ["img"]
+    attrs = elements[0][1]
+    assert set(attrs) == {"src", "srcset", "sizes", "width", "height", "alt"}
+    assert attrs["src"] == responsive.image_url(photo.image, {"w": 640})
+    assert sorted(srcset_urls(attrs["srcset"])) == [320, 640]
+    assert attrs["alt"] == name
+
+
 def test_srcset_candidates_keep_the_crop_ratio_and_skip_upscaling(imagekit_storage) -> None:
     photo = photo_on(imagekit_storage, size=(1000, 500))
     value = render("{% imagekit_srcset p.image widths='200,400,2000' w=100 h=100 %}", p=photo)
@@ -113,6 +144,17 @@ def test_img_with_a_fixed_width_gets_1x_and_2x(imagekit_storage) -> None:
     assert "w-300 300w" in html
     assert "w-600 600w" in html
     assert 'sizes="300px" width="300" height="225"' in html
+
+
+def test_a_plain_file_field_works_like_an_image_field(imagekit_storage, imagekit_server) -> None:
+    # A FileField's FieldFile has no dimension fields: URLs as for an image, sizes unknown.
+    photo = Photo(document="docs/scan.jpg")
+    photo.document.storage = imagekit_storage
+    url = render("{% imagekit_url p.document w=300 %}", p=photo)
+    assert url == sdk_url(imagekit_server, "docs/scan.jpg", [{"width": 300}])
+    html = render("{% imagekit_img p.document w=300 %}", p=photo)
+    assert f'src="{url}"' in html
+    assert 'width="300"' not in html  # the height is unknown, so neither is written
 
 
 def test_name_strings_use_the_default_storage(imagekit_settings) -> None:
@@ -179,6 +221,36 @@ def test_rendering_100_images_makes_no_network_call(
     assert imagekit_server.requests == []
 
 
+def test_empty_dimension_fields_cost_the_tags_nothing(imagekit_storage, imagekit_server) -> None:
+    name = imagekit_storage.save("photos/a.jpg", ContentFile(jpeg(), name="a.jpg"))
+    photo = Photo(image_width=None, image_height=None)
+    photo.image.storage = imagekit_storage
+    photo.image.name = name  # not through the descriptor, which would measure the file
+    imagekit_server.clear_requests()
+    html = render("{% imagekit_img p.image w=32 %}{% imagekit_img p.image %}", p=photo)
+    assert imagekit_server.requests == []  # the file is never read to find its size
+    assert " width=" not in html  # unknown: left out
+    assert html.count("<img ") == 2
+
+
+def test_django_measures_the_file_when_an_instance_has_empty_dimension_fields(
+    imagekit_storage, imagekit_server, monkeypatch
+) -> None:
+    # What docs/templates.md warns about: Django's ImageField (not the tags) downloads the
+    # file from ImageKit when an instance is created with empty width/height fields.
+    name = imagekit_storage.save("photos/a.jpg", ContentFile(jpeg((64, 48)), name="a.jpg"))
+    monkeypatch.setattr(Photo._meta.get_field("image"), "storage", imagekit_storage)
+    imagekit_server.clear_requests()
+    filled = Photo(image=name, image_width=64, image_height=48)
+    assert imagekit_server.requests == []
+    empty = Photo(image=name, image_width=None, image_height=None)
+    assert imagekit_server.count("delivery") == 1
+    assert (empty.image_width, empty.image_height) == (64, 48)  # measured, now filled
+    assert render("{% imagekit_img p.image %}", p=filled) == render(
+        "{% imagekit_img p.image %}", p=empty
+    )
+
+
 @pytest.mark.parametrize("width", [0.5, "iw_div_2"])
 def test_relative_width_is_kept_and_gets_no_srcset(imagekit_storage, width) -> None:
     photo = photo_on(imagekit_storage)
@@ -187,6 +259,34 @@ def test_relative_width_is_kept_and_gets_no_srcset(imagekit_storage, width) -> N
     assert data["srcset"] == ""
     assert (data["width"], data["height"]) == (None, None)
     assert responsive.srcset(photo.image, transformation={"w": width}) == ""
+
+
+@pytest.mark.parametrize(
+    "transformation",
+    [
+        {"w": 300, "rt": 90},  # ImageKit swaps width and height
+        {"w": 300, "raw": "w-100"},
+        {"w": 300, "dpr": 2},
+        {"w": 300, "t": 10},
+        [{"w": 300}, {"w": 100}],  # a chained step resizes again
+    ],
+)
+def test_no_size_is_claimed_when_imagekit_may_change_it(imagekit_storage, transformation) -> None:
+    # A wrong width/height distorts the image; without them the browser uses the real size.
+    data = responsive.image_data(photo_on(imagekit_storage).image, transformation=transformation)
+    assert (data["width"], data["height"]) == (None, None)
+    assert data["sizes"] == "300px"
+    assert "w-300" in data["url"]
+    assert data["srcset"]
+
+
+@pytest.mark.parametrize(
+    "transformation",
+    [{"w": 300, "q": 80, "f": "auto", "rt": 0}, {"w": 300, "bl": 5, "grayscale": True}],
+)
+def test_size_neutral_transformations_keep_the_size(imagekit_storage, transformation) -> None:
+    data = responsive.image_data(photo_on(imagekit_storage).image, transformation=transformation)
+    assert (data["width"], data["height"]) == (300, 225)
 
 
 def test_height_alone(imagekit_storage) -> None:

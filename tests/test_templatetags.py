@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import pytest
 from django.template import Context, Engine, TemplateSyntaxError
 
@@ -19,6 +21,23 @@ def media_url(settings) -> None:
 
 def render(source: str, **context: object) -> str:
     return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
+
+
+class _StartTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
+    parser = _StartTags()
+    parser.feed(html)
+    parser.close()
+    return parser.elements
 
 
 def compile_error(source: str) -> str:
@@ -43,7 +62,7 @@ def test_library_loads_by_name_in_the_project(settings) -> None:
         ("{% imagekit_url p.image qualty=3 %}", "Did you mean 'quality'"),
         ("{% imagekit_url p.image zzzzzzzz=3 %}", "Unknown argument 'zzzzzzzz'."),
         ("{% imagekit_img p.image clas='x' %}", "Did you mean 'class'"),
-        ("{% imagekit_img p.image overlay=x %}", "Unknown argument 'overlay'"),
+        ("{% imagekit_img p.image overlay=x %}", "'overlay' is a nested mapping"),
         ("{% imagekit_url p.image w=3 width=4 %}", "'w' and 'width' both set the 'width'"),
         ("{% imagekit_img p.image alt='a' alt='b' %}", "'alt' is given twice"),
         ("{% imagekit_srcset p.image widths='320,x' %}", "got 'x'"),
@@ -64,6 +83,13 @@ def test_unknown_argument_message_lists_the_tags_own_arguments() -> None:
     message = compile_error("{% imagekit_img p.image foo=1 %}")
     assert "imagekit_img's own (alt, class," in message
     assert "short codes" in message
+
+
+def test_a_template_is_never_told_to_use_a_key_it_cannot_take() -> None:
+    # "overlay" is valid in the Python helpers only: suggesting it would lead to another error.
+    message = compile_error("{% imagekit_url p.image overlai=1 %}")
+    assert "Unknown argument 'overlai'." in message
+    assert "overlay" not in message.replace("'overlai'", "")
 
 
 def test_variables_are_not_checked_until_render() -> None:
@@ -113,6 +139,12 @@ def test_variables_escaped_literals_trusted() -> None:
     )
 
 
+def test_alt_from_a_variable_that_is_none_is_still_written() -> None:
+    p = Photo(image="a.jpg", image_width=8, image_height=6)
+    html = render("{% imagekit_img p.image alt=caption %}", p=p, caption=None)
+    assert html == '<img src="/media/a.jpg" width="8" height="6" alt="">'
+
+
 def test_autoescape_off_is_respected_for_variables() -> None:
     p = Photo(image="a.jpg", image_width=8, image_height=6)
     html = render(
@@ -124,8 +156,23 @@ def test_autoescape_off_is_respected_for_variables() -> None:
 
 
 def test_url_output_is_escaped_like_a_variable() -> None:
-    # A storage URL with "&" (as signed URLs have) must be "&amp;" in HTML.
-    assert render("{% imagekit_url name %}", name="a&b.jpg") == "/media/a%26b.jpg"
+    # Django's storages leave "'" in URLs (filepath_to_uri): in HTML it must be escaped.
+    assert render("{% imagekit_url name %}", name="a'b.jpg") == "/media/a&#x27;b.jpg"
+    assert render("{% imagekit_url name as u %}{{ u }}", name="a'b.jpg") == "/media/a&#x27;b.jpg"
+    off = "{% autoescape off %}{% imagekit_url name %}{% endautoescape %}"
+    assert render(off, name="a'b.jpg") == "/media/a'b.jpg"
+
+
+@pytest.mark.parametrize("name", ["x'><script>alert(1)</script>.jpg", 'a"b&c.jpg'])
+def test_hostile_file_names_stay_inside_their_attribute(name) -> None:
+    p = Photo(image=name, image_width=8, image_height=6)
+    html = render("{% imagekit_img p.image alt=p.image.name %}", p=p)
+    elements = start_tags(html)
+    assert [tag for tag, _ in elements] == ["img"]
+    attrs = elements[0][1]
+    assert attrs["src"] == p.image.url
+    assert attrs["alt"] == name
+    assert set(attrs) == {"src", "width", "height", "alt"}
 
 
 def test_variable_transformation_values() -> None:

@@ -47,7 +47,11 @@ for _long, _short in TRANSFORMATION_KEYS.items():
     _LONG_NAMES.setdefault(_short, _long)
     _LONG_NAMES[_long] = _long
 _LONG_NAMES["overlay"] = "overlay"  # the SDK's nested overlay mapping (Python helpers only)
+# Keys a template argument cannot express (a nested mapping): never suggested to a template.
+_PYTHON_ONLY_KEYS = frozenset({"overlay"})
 
+#: The <img> attributes img_html() writes from the image data itself.
+_DATA_ATTRIBUTES = frozenset({"src", "srcset", "sizes", "width", "height"})
 _ATTRIBUTE_NAME = re.compile(r"^[a-zA-Z_:][-a-zA-Z0-9_:.]*\Z")
 
 Transformation = Sequence[Mapping[str, object]]
@@ -68,17 +72,30 @@ def transformation_key(key: str) -> str:
     return _LONG_NAMES[key]
 
 
-def closest_transformation_key(key: str, extra: Iterable[str] = ()) -> str | None:
-    """The valid key (long name, short code or one of ``extra``) nearest to ``key``, if any."""
-    candidates = [*_LONG_NAMES, *extra]
+def closest_transformation_key(
+    key: str, extra: Iterable[str] = (), *, exclude: Iterable[str] = ()
+) -> str | None:
+    """The valid key (long name, short code or one of ``extra``, none of ``exclude``) nearest
+    to ``key``, if any."""
+    excluded = frozenset(exclude)
+    candidates = [name for name in (*_LONG_NAMES, *extra) if name not in excluded]
     matches = difflib.get_close_matches(key.lower(), candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
 def unknown_key_message(key: str, extra: Iterable[str] = (), *, tag: str | None = None) -> str:
-    """Says what is wrong with ``key``, the closest valid key, and what is valid."""
+    """Says what is wrong with ``key``, the closest valid key, and what is valid.
+
+    With ``tag`` (a template tag's name), keys only the Python helpers take are not valid.
+    """
     extra = sorted(extra)
-    closest = closest_transformation_key(key, extra)
+    if tag and key in _PYTHON_ONLY_KEYS:
+        return (
+            f"{key!r} is a nested mapping, which a template argument cannot express: pass it "
+            "to the Python helpers (django_imagekit_storage.responsive), or write the layer "
+            'as a transformation string with raw="l-text,i-Hello,l-end".'
+        )
+    closest = closest_transformation_key(key, extra, exclude=_PYTHON_ONLY_KEYS if tag else ())
     hint = f" Did you mean {closest!r}?" if closest else ""
     own = f"{tag}'s own ({', '.join(extra)}) or " if tag and extra else ""
     return (
@@ -266,6 +283,65 @@ def _derive_width(steps: list[dict[str, object]], source: _Source) -> list[dict[
     return [{"width": max(1, round(height / ratio)), **rest}, *steps[1:]]
 
 
+# Transformations that leave the output's pixel size to width/height/aspect_ratio/crop (which
+# _output_size models). Any other key (rotation, raw, dpr, trim, zoom, border, named, ...) may
+# change it in a way only ImageKit knows.
+_SIZE_NEUTRAL_KEYS = frozenset(
+    {
+        "width",
+        "height",
+        "aspect_ratio",
+        "crop",
+        "crop_mode",
+        "focus",
+        "x",
+        "y",
+        "x_center",
+        "y_center",
+        "quality",
+        "format",
+        "progressive",
+        "lossless",
+        "color_profile",
+        "metadata",
+        "background",
+        "blur",
+        "radius",
+        "opacity",
+        "flip",
+        "grayscale",
+        "contrast_stretch",
+        "sharpen",
+        "unsharp_mask",
+        "gradient",
+        "color_replace",
+        "colorize",
+        "default_image",
+        "ai_retouch",
+        "ai_remove_background",
+        "ai_remove_background_external",
+    }
+)
+
+
+def _size_predictable(steps: list[dict[str, object]]) -> bool:
+    """Whether ImageKit's output size follows from the first step's sizing alone.
+
+    A wrong ``width``/``height`` distorts the image (``rt=90`` swaps them), none is harmless:
+    with a chained step or a key that may resize, rotate or pad, the size is not claimed.
+    """
+    if len(steps) > 1:
+        return False
+    for key, value in (steps[0] if steps else {}).items():
+        if value is None or value == "":
+            continue
+        if key == "rotation" and str(value) in ("0", "360"):
+            continue
+        if key not in _SIZE_NEUTRAL_KEYS:
+            return False
+    return True
+
+
 def _given(step: Mapping[str, object], key: str) -> bool:
     return step.get(key) not in (None, "")
 
@@ -398,6 +474,8 @@ def _image_data(
     if not source.imagekit or _fixed(steps):
         if _given(first, "width") and requested is None:
             width = height = None  # relative or computed: only ImageKit knows
+        elif source.imagekit and not _size_predictable(steps):
+            width = height = None
         else:
             width, height = _output_size(first, source, requested)
         url = _url(source, steps if source.imagekit else [], expire)
@@ -405,12 +483,15 @@ def _image_data(
     urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
     src_width = requested or max(urls)
     src_steps = steps if requested else _with_width(steps, src_width)
-    width, height = _output_size(src_steps[0], source, src_width)
+    if _size_predictable(steps):
+        width, height = _output_size(src_steps[0], source, src_width)
+    else:
+        width = height = None
     # The src is usually one of the candidates: reuse its URL (and its signature).
     same = src_width in urls and (not requested or str(first.get("width")) == str(requested))
     url = urls[src_width] if same else _url(source, src_steps, expire)
     if sizes is None:
-        sizes = f"{width}px" if requested and width else "100vw"
+        sizes = f"{width or requested}px" if requested else "100vw"
     return {
         "url": url,
         "srcset": _join_srcset(urls),
@@ -430,7 +511,8 @@ def img_html(
 
     ``attrs`` are extra attributes (``alt``, ``class``, ``loading``, ...): escaped unless they
     are safe strings (as Django escapes variables and trusts literals); ``None``/``False``
-    leaves an attribute out, ``True`` writes it bare. ``alt`` defaults to ``""``.
+    leaves an attribute out, ``True`` writes it bare. ``alt`` is always written: ``""`` when
+    missing, ``None`` or ``False``.
     """
     if data is None:
         return SafeString("")
@@ -448,10 +530,17 @@ def img_html(
     if data["width"] and data["height"]:
         html.append(f' width="{data["width"]}" height="{data["height"]}"')
     extra = dict(attrs or {})
-    extra.setdefault("alt", "")
+    if extra.get("alt") in (None, False):
+        extra["alt"] = ""  # never left out: no alt makes screen readers read the URL
     for name, value in extra.items():
         if not _ATTRIBUTE_NAME.match(name):
             raise ValueError(f"{name!r} is not an HTML attribute name.")
+        if name.lower() in _DATA_ATTRIBUTES:
+            # A second one would be ignored by browsers: the first, from data, would win.
+            raise ValueError(
+                f"{name!r} comes from the image data: set it through image_data() (widths, "
+                "sizes, transformation) instead of as an extra attribute."
+            )
         if value is None or value is False:
             continue
         if value is True:

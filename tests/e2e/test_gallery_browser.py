@@ -4,7 +4,7 @@ Starts the stand-in ImageKit server (this process) and the example site (``manag
 runserver`` on loopback, pointed at the server through ``IMAGEKIT_*``), uploads a photo
 through the upload page like a person would, and checks that the gallery's ``<img>`` made the
 browser fetch a width-transformed URL from the stand-in server and rendered it. A screenshot
-goes to ``build/e2e-gallery.png`` (a CI artefact).
+goes to ``build/e2e-gallery.png`` (a CI artefact), also when a step fails.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 WIDTH_TRANSFORMATION = re.compile(r"(^|[,:])w-\d+")
+SITE_START_SECONDS = 30
+#: Each browser step waits at most this long (Playwright's default is 30 s).
+STEP_TIMEOUT_MS = 15_000
 
 
 def free_port() -> int:
@@ -47,21 +50,65 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """True once the site listens on ``port``; False if it exited first."""
+    deadline = time.monotonic() + SITE_START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"The example site exited ({process.returncode}):\n{log.read_text()}")
+            return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
             time.sleep(0.1)
-    pytest.fail(f"The example site did not listen on port {port} within 30 s:\n{log.read_text()}")
+    return False
+
+
+def start_site(
+    command: list[str], env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """runserver on a free loopback port; another port if one is taken between the probe
+    and runserver's bind (other processes share this machine)."""
+    for _attempt in range(3):
+        port = free_port()
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [*command, f"127.0.0.1:{port}", "--noreload"],
+                cwd=EXAMPLE,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        if wait_for_port(port, process):
+            return process, port
+        stop(process)
+        if "port is already in use" not in log.read_text(errors="replace"):
+            break
+    pytest.fail(
+        f"The example site did not listen within {SITE_START_SECONDS} s:\n"
+        + log.read_text(errors="replace")
+    )
 
 
 @pytest.fixture
-def site(imagekit_server, tmp_path):
+def chromium() -> str:
+    # Checked first: without a browser, starting the site is wasted time.
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/run).")
+    return CHROMIUM
+
+
+@pytest.fixture
+def site(chromium, imagekit_server, tmp_path):
     """The example site on loopback, on the stand-in server; its URL."""
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -76,26 +123,14 @@ def site(imagekit_server, tmp_path):
     subprocess.run(
         [*manage, "migrate", "--noinput", "-v", "0"], cwd=EXAMPLE, env=env, check=True, timeout=60
     )
-    port = free_port()
     log = tmp_path / "runserver.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=EXAMPLE,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process, port = start_site([*manage, "runserver"], env, log)
     try:
-        wait_for_port(port, process, log)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+        # pytest shows this (captured teardown output) when the test failed: the site's side.
+        print(f"--- the example site's log ({log}) ---\n{log.read_text(errors='replace')}")
 
 
 def photo_file(path: Path) -> Path:
@@ -109,19 +144,23 @@ def photo_file(path: Path) -> Path:
     return path
 
 
-def test_upload_then_the_gallery_shows_a_width_transformed_image(site, imagekit_server, tmp_path):
+def test_upload_then_the_gallery_shows_a_width_transformed_image(
+    site, chromium, imagekit_server, tmp_path
+):
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/run).")
     photo = photo_file(tmp_path / "sunset.jpg")
     endpoint = imagekit_server.url_endpoint + "/"
     fetched: dict[str, int] = {}
+    SCREENSHOT.unlink(missing_ok=True)  # never an old run's picture as this run's artefact
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_ARGS, timeout=STEP_TIMEOUT_MS
+        )
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
             page.on(
                 "response",
                 lambda response: (
@@ -130,23 +169,26 @@ def test_upload_then_the_gallery_shows_a_width_transformed_image(site, imagekit_
                     else None
                 ),
             )
-            page.goto(f"{site}/upload/")
-            page.fill("input[name=title]", "Sunset")
-            page.set_input_files("input[name=photo]", str(photo))
-            with page.expect_navigation(url=f"{site}/"):
-                page.click("button[type=submit]")
+            try:
+                page.goto(f"{site}/upload/")
+                page.fill("input[name=title]", "Sunset")
+                page.set_input_files("input[name=photo]", str(photo))
+                with page.expect_navigation(url=f"{site}/"):
+                    page.click("button[type=submit]")
 
-            image = page.locator("ul.photos img").first
-            image.wait_for(state="visible", timeout=15_000)
-            page.wait_for_function(
-                "img => img.complete && img.naturalWidth > 0",
-                arg=image.element_handle(),
-                timeout=15_000,
-            )
-            natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight, img.currentSrc]")
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            srcset = image.get_attribute("srcset") or ""
+                image = page.locator("ul.photos img").first
+                image.wait_for(state="visible")
+                page.wait_for_function(
+                    "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+                )
+                natural = image.evaluate(
+                    "img => [img.naturalWidth, img.naturalHeight, img.currentSrc]"
+                )
+                srcset = image.get_attribute("srcset") or ""
+            finally:
+                # The CI artefact, most useful when a step above failed.
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
             browser.close()
 
