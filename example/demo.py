@@ -129,6 +129,7 @@ def upload_and_show(outcome: Outcome) -> None:
         for label, url, size in (
             ("320 px", image_url(photo.image, {"w": 320}), None),
             ("image", photo.image.url, photo.image.size),
+            ("thumbnail", photo.thumbnail.url, photo.thumbnail.size),
         ):
             if not outcome.check(url in html, f"the gallery does not show {url}"):
                 continue

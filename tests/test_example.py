@@ -124,6 +124,8 @@ def test_upload_makes_webp_image_and_thumbnail_and_the_gallery_shows_them(
     assert 'width="320" height="533"' in html
     assert photo.image.url.replace("&", "&amp;") in html
     assert photo.thumbnail.url.startswith(server.url_endpoint + "/photos/thumbnails/")
+    # ... and the thumbnail made from the same read, as stored.
+    assert f'<img class="thumbnail" src="{photo.thumbnail.url}" width="192" height="320"' in html
 
 
 @pytest.mark.django_db(transaction=True)
@@ -138,7 +140,7 @@ def test_the_gallery_costs_no_network_call_while_its_dimension_fields_are_filled
         assert client.post("/upload/", {"title": title, "photo": upload}).status_code == 302
 
     server.clear_requests()
-    assert client.get("/").content.decode().count("<img ") == 2
+    assert client.get("/").content.decode().count("<img ") == 4  # image and thumbnail each
     assert server.requests == []  # instances from the database, tags rendered: nothing sent
 
     # Empty dimension fields: Django's ImageField measures the file when the instance is
