@@ -135,3 +135,99 @@ def test_two_transient_faults_are_survived_by_every_storage_operation(
     assert server.count(route) == 3
     # No operation uses the details route: there is nothing to fault there.
     assert server.count("details") == 0
+
+
+# --- retried uploads never duplicate and never lie ----------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_lost_upload_answer_leaves_exactly_one_file_under_the_returned_name(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    storage = make_storage(**MODES[mode])
+    server.drop("upload", after_processing=True)
+    name = storage.save("lost.txt", ContentFile(b"payload"))
+    assert list(server.files) == [f"/media/{name}"]
+    assert server.files[f"/media/{name}"].data == b"payload"
+    with storage.open(name) as handle:
+        assert handle.read() == b"payload"
+
+
+class _TakeThePathBeforeTheRetry(logging.Handler):
+    """Stores another writer's file at the path an upload is about to retry: the client
+    logs the retry (a WARNING naming the path) just before it waits and retries."""
+
+    def __init__(self, server: FakeImageKitServer, data: bytes, **file: Any) -> None:
+        super().__init__(logging.WARNING)
+        self.server, self.data, self.file = server, data, file
+        self.taken: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying" in record.msg and record.args and not self.taken:
+            path = str(record.args[1])  # type: ignore[index]
+            self.server.add_file(path, self.data, **self.file)
+            self.taken.append("/" + path.lstrip("/"))
+
+
+@pytest.fixture
+def race(server: FakeImageKitServer) -> Iterator[Callable[..., _TakeThePathBeforeTheRetry]]:
+    handlers: list[_TakeThePathBeforeTheRetry] = []
+    client_logger = logging.getLogger("django_imagekit_storage.client")
+
+    def install(data: bytes, **file: Any) -> _TakeThePathBeforeTheRetry:
+        handler = _TakeThePathBeforeTheRetry(server, data, **file)
+        client_logger.addHandler(handler)
+        handlers.append(handler)
+        return handler
+
+    yield install
+    for handler in handlers:
+        client_logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("mode", ["default", "exact"])
+@pytest.mark.parametrize(
+    ("theirs", "age_seconds"),
+    [
+        pytest.param(b"their bytes, longer", 0, id="other-size"),
+        pytest.param(b"ours", 3600, id="same-size-but-older-than-the-call"),
+    ],
+)
+def test_an_already_exists_answer_to_a_retry_is_checked_before_it_is_taken_as_ours(
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    race: Callable[..., _TakeThePathBeforeTheRetry],
+    mode: str,
+    theirs: bytes,
+    age_seconds: int,
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    storage = make_storage(**MODES[mode])
+    # The first attempt may have reached ImageKit (a 503); before the retry, someone else
+    # stores a file at the very path. The retry hears "already exists": not ours.
+    server.fail("upload", 503)
+    created = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
+    racer = race(theirs, created_at=created)
+    name = storage.save("race.txt", ContentFile(b"ours"))
+    [taken] = racer.taken
+    assert f"/media/{name}" != taken
+    # Theirs untouched, ours stored once, under the name returned.
+    assert server.files[taken].data == theirs
+    assert sorted(server.files) == sorted([taken, f"/media/{name}"])
+    assert server.files[f"/media/{name}"].data == b"ours"
+    # The stored file was looked at (one search) before the answer was judged.
+    assert server.count("list") >= 1
+
+
+def test_overwrite_mode_retry_replaces_with_our_bytes(
+    make_storage: MakeStorage,
+    server: FakeImageKitServer,
+    race: Callable[..., _TakeThePathBeforeTheRetry],
+) -> None:
+    storage = make_storage(file_overwrite=True)
+    server.fail("upload", 503)
+    race(b"their bytes")
+    assert storage.save("race.txt", ContentFile(b"ours")) == "race.txt"
+    assert list(server.files) == ["/media/race.txt"]
+    assert server.files["/media/race.txt"].data == b"ours"
