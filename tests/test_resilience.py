@@ -231,3 +231,81 @@ def test_overwrite_mode_retry_replaces_with_our_bytes(
     assert storage.save("race.txt", ContentFile(b"ours")) == "race.txt"
     assert list(server.files) == ["/media/race.txt"]
     assert server.files["/media/race.txt"].data == b"ours"
+
+
+# --- persistent faults fail clearly -------------------------------------------------------
+
+
+# Each fault lasts exactly as many attempts as max_retries=2 allows (a refused key is not
+# retried), so the listing afterwards sees the server as it was left.
+PERSISTENT: dict[
+    str, tuple[Callable[[FakeImageKitServer, str], None], type[Exception], int | None]
+] = {
+    "503": (
+        lambda s, r: s.fail(r, 503, times=3, message="Down for maintenance.", help="Try later."),
+        ImageKitStorageError,
+        503,
+    ),
+    "429": (
+        lambda s, r: s.fail(
+            r, 429, times=3, headers={"Retry-After": "0"}, message="Slow down.", help="Wait."
+        ),
+        ImageKitStorageError,
+        429,
+    ),
+    "401": (
+        lambda s, r: s.fail(r, 401, message="Your account cannot be authenticated."),
+        ImageKitAuthenticationError,
+        401,
+    ),
+    "drop": (lambda s, r: s.drop(r, times=3), ImageKitConnectionError, None),
+}
+
+
+@pytest.mark.parametrize("fault", list(PERSISTENT))
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_persistent_faults_raise_the_right_error_with_every_detail(
+    make_storage: MakeStorage, server: FakeImageKitServer, operation: str, fault: str
+) -> None:
+    _, route, client_operation, name_pattern = OPERATIONS[operation]
+    inject, error_class, status = PERSISTENT[fault]
+    storage = make_storage(max_retries=2)
+    server.add_file("/media/there.txt", THERE)
+    inject(server, route)
+    with pytest.raises(ImageKitStorageError) as caught:
+        call = OPERATIONS[operation][0]
+        call(storage, server)
+    error = caught.value
+    assert type(error) is error_class
+    assert error.status_code == status
+    assert error.operation == client_operation
+    assert _matches(error.name, name_pattern), error.name
+    if fault == "503":
+        assert (error.message, error.help) == ("Down for maintenance.", "Try later.")
+        assert "Down for maintenance." in str(error)
+        assert "Try later." in str(error)
+    if fault == "429":
+        assert (error.message, error.help) == ("Slow down.", "Wait.")
+    if fault == "401":
+        assert error.message == "Your account cannot be authenticated."
+        assert server.count(route) == 1  # a refused key is not retried
+    else:
+        assert server.count(route) == 3
+    # Nothing stored, nothing deleted, nothing cached as saved.
+    assert list(server.files) == ["/media/there.txt"]
+    server.clear_requests()
+    assert storage.listdir("") == ([], ["there.txt"])
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_an_upload_whose_every_answer_is_lost_raises_and_names_where_it_may_be(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    storage = make_storage(**MODES[mode])
+    server.drop("upload", times=9, after_processing=True)
+    with pytest.raises(ImageKitConnectionError) as caught:
+        storage.save("lost.txt", ContentFile(b"payload"))
+    # ImageKit did store it (whole: it stores an upload entirely or not at all), but the
+    # storage never heard so and does not claim it: the error says where to look.
+    assert list(server.files) == [f"/{caught.value.name}"]
+    assert server.files[f"/{caught.value.name}"].data == b"payload"
