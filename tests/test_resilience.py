@@ -267,13 +267,12 @@ PERSISTENT: dict[
 def test_persistent_faults_raise_the_right_error_with_every_detail(
     make_storage: MakeStorage, server: FakeImageKitServer, operation: str, fault: str
 ) -> None:
-    _, route, client_operation, name_pattern = OPERATIONS[operation]
+    call, route, client_operation, name_pattern = OPERATIONS[operation]
     inject, error_class, status = PERSISTENT[fault]
     storage = make_storage(max_retries=2)
     server.add_file("/media/there.txt", THERE)
     inject(server, route)
     with pytest.raises(ImageKitStorageError) as caught:
-        call = OPERATIONS[operation][0]
         call(storage, server)
     error = caught.value
     assert type(error) is error_class
@@ -309,3 +308,96 @@ def test_an_upload_whose_every_answer_is_lost_raises_and_names_where_it_may_be(
     # storage never heard so and does not claim it: the error says where to look.
     assert list(server.files) == [f"/{caught.value.name}"]
     assert server.files[f"/{caught.value.name}"].data == b"payload"
+
+
+# --- nothing hangs ------------------------------------------------------------------------
+
+DEADLINE = 0.1
+# Scheduling and the last socket operation may overrun a deadline a little.
+SLACK = 0.35
+
+
+@pytest.mark.parametrize("stall", ["stall", "trickle"])
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_stalled_or_trickling_server_times_out_every_operation_within_the_deadline(
+    make_storage: MakeStorage, server: FakeImageKitServer, operation: str, stall: str
+) -> None:
+    check, route, client_operation, name_pattern = OPERATIONS[operation]
+    if stall == "trickle" and route == "delete":
+        pytest.skip("a delete is answered with 204 and no body: nothing to trickle")
+    storage = make_storage(timeout=DEADLINE, upload_timeout=DEADLINE)
+    # Big enough that trickling it at 50 bytes/s outlasts any deadline here.
+    server.add_file("/media/there.txt", THERE * 500)
+    if stall == "stall":
+        server.stall(route, 10, times=9)
+    else:
+        server.trickle(route, 50, times=9)
+    started = time.monotonic()
+    with pytest.raises(ImageKitTimeoutError) as caught:
+        check(storage, server)
+    assert time.monotonic() - started < DEADLINE + SLACK
+    assert caught.value.operation == client_operation
+    assert _matches(caught.value.name, name_pattern), caught.value.name
+
+
+def test_a_save_in_the_exact_mode_is_bounded_as_a_whole(
+    make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    # exists() (a search) then the upload: one upload_timeout for both, not one each, so
+    # a worker's save() never outlasts upload_timeout.
+    storage = make_storage(use_unique_file_name=False, timeout=1.0, upload_timeout=0.4)
+    server.stall("list", 0.35)
+    server.stall("upload", 10)
+    started = time.monotonic()
+    with pytest.raises(ImageKitTimeoutError, match="upload_timeout"):
+        storage.save("slow.txt", ContentFile(b"x"))
+    # One deadline for both: 0.4 s; one each would be 0.35 s + 0.4 s.
+    assert time.monotonic() - started < 0.4 + 0.22
+
+
+def test_a_delete_is_bounded_as_a_whole(
+    make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    # The search for the file id, then the delete: one timeout for both.
+    storage = make_storage(timeout=0.4)
+    server.add_file("/media/there.txt", THERE)
+    server.stall("list", 0.3)
+    server.stall("delete", 10)
+    started = time.monotonic()
+    with pytest.raises(ImageKitTimeoutError, match="raise timeout"):
+        storage.delete("there.txt")
+    # One deadline for both: 0.4 s; one each would be 0.3 s + 0.4 s.
+    assert time.monotonic() - started < 0.4 + 0.2
+
+
+def test_with_the_defaults_every_storage_call_ends_in_under_30_seconds() -> None:
+    """The worst case from the policy's constants: no wait is started that would not
+    leave time for another attempt, every socket operation is clamped to the time left,
+    so a call lasts at most its deadline (plus scheduling). The stall tests above prove
+    the mechanism at small scale; here the defaults are checked against 30 s."""
+    from django_imagekit_storage.client import CONNECT_TIMEOUT
+    from django_imagekit_storage.conf import OPTIONS
+
+    timeout = float(OPTIONS["timeout"].default)  # type: ignore[arg-type]
+    upload_timeout = float(OPTIONS["upload_timeout"].default)  # type: ignore[arg-type]
+    max_retries = int(OPTIONS["max_retries"].default)  # type: ignore[call-overload]
+    # save, save_exact and a read move whole files; everything else is one API call or,
+    # for delete, a search and a delete under one deadline.
+    bounds = {
+        "save": upload_timeout,
+        "save_exact": upload_timeout,
+        "open().read()": upload_timeout,
+        "open": timeout,
+        "exists": timeout,
+        "size": timeout,
+        "stat": timeout,
+        "get_created_time": timeout,
+        "get_modified_time": timeout,
+        "delete": timeout,
+        "listdir (per page of 1000)": timeout,
+    }
+    assert max(bounds.values()) < 30
+    # The backoff of the default retries fits in the shorter deadline with room for
+    # the attempts themselves, and connecting is bounded below it too.
+    backoff = sum(min(ImageKitClient.backoff_max, 0.5 * 2**retry) for retry in range(max_retries))
+    assert backoff + CONNECT_TIMEOUT < timeout

@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import IO, TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
 import httpcore
 import httpx
@@ -119,6 +119,7 @@ class RemoteFile:
 class _Deadline:
     end: float  # time.monotonic()
     seconds: float  # the whole budget, for messages
+    setting: str  # the option that sets it, for messages
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -131,11 +132,11 @@ _CURRENT_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.Contex
 
 
 @contextlib.contextmanager
-def _deadline(budget: float) -> Iterator[_Deadline]:
+def _deadline(budget: float, setting: str) -> Iterator[_Deadline]:
     """Run the block under a deadline ``budget`` seconds from now, or under the
     enclosing call's deadline if that ends sooner."""
     outer = _CURRENT_DEADLINE.get()
-    deadline = _Deadline(time.monotonic() + budget, budget)
+    deadline = _Deadline(time.monotonic() + budget, budget, setting)
     if outer is not None and outer.end < deadline.end:
         deadline = outer
     token = _CURRENT_DEADLINE.set(deadline)
@@ -587,6 +588,14 @@ class ImageKitClient:
         if sdk is not None:
             sdk.close()
 
+    @contextlib.contextmanager
+    def deadline(self, setting: Literal["timeout", "upload_timeout"]) -> Iterator[None]:
+        """Run several calls (a storage's ``save()``: a search, then an upload) under one
+        deadline of ``setting`` seconds: each call inside ends by it, or by its own
+        deadline if that comes first. Nested, the sooner deadline wins."""
+        with _deadline(getattr(self.settings, setting), setting):
+            yield
+
     # --- the retry loop -----------------------------------------------------------------
 
     def _run(
@@ -600,7 +609,8 @@ class ImageKitClient:
     ) -> _T:
         """Call ``attempt_fn`` until it succeeds, a failure is final, the retries are used
         up, or the deadline passes. A call inside another one keeps the outer deadline."""
-        with _deadline(budget) as deadline:
+        setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
+        with _deadline(budget, setting) as deadline:
             return self._loop(operation, name, deadline, attempt_fn, can_retry)
 
     def _loop(
@@ -740,10 +750,9 @@ class ImageKitClient:
     def _timeout(
         self, operation: str, name: str, deadline: _Deadline, attempts: int
     ) -> ImageKitTimeoutError:
-        setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
         error = ImageKitTimeoutError(
             f"did not finish within its {deadline.seconds:g} s deadline ({attempts} "
-            f"attempt{'s' if attempts != 1 else ''}); raise {setting} if ImageKit is slow "
+            f"attempt{'s' if attempts != 1 else ''}); raise {deadline.setting} if ImageKit is slow "
             "from here",
             operation=operation,
             name=name,
@@ -1052,7 +1061,7 @@ class ImageKitClient:
         if ImageKit pages the answer), all pages within one ``timeout`` deadline."""
         folder, file_name = _split(path)
         query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout):
+        with _deadline(self.settings.timeout, "timeout"):
             for remote in self._files_in("search", path, query):
                 if remote.path == path:
                     return remote
@@ -1064,7 +1073,7 @@ class ImageKitClient:
         folder costs no extra request."""
         folder, file_name = _split(path)
         query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout):
+        with _deadline(self.settings.timeout, "timeout"):
             for page in self._pages("search", path, query):
                 for item in page:
                     if item.get("type") == "folder":

@@ -575,7 +575,10 @@ class ImageKitStorage(Storage):
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
-            return super().save(name, content, max_length=max_length)
+            # One deadline for the whole save: the exact mode's exists() searches and
+            # every upload attempt, so a worker's save() never outlasts upload_timeout.
+            with self._client.deadline("upload_timeout"):
+                return super().save(name, content, max_length=max_length)
         finally:
             _max_length.reset(token)
 
@@ -630,7 +633,8 @@ class ImageKitStorage(Storage):
         _check_content(content, name)
         upload = _upload_content(content)
         options = self._checked_upload_options(name, content)
-        stored, remote = self._upload(name, upload, overwrite=overwrite, **options)
+        with self._client.deadline("upload_timeout"):
+            stored, remote = self._upload(name, upload, overwrite=overwrite, **options)
         return self._info(remote, stored)
 
     def _upload(
@@ -705,19 +709,21 @@ class ImageKitStorage(Storage):
             raise ValueError("The name must be given to delete a file.")
         name = _check_file_name(name)
         path = self._full_path(name)
-        entry = self._cache.get(path)
-        remote = self._remote(name)
-        if remote is None:
-            logger.debug("delete of %r: no such file", path)
-            return
-        if self._delete_by_id(remote.file_id, path, remote.size) or remote is not entry:
-            return
-        # The id our own save cached is gone: the file was deleted (and maybe uploaded
-        # again under this name) by someone else. Delete what the name holds now.
-        logger.debug("delete of %r: the cached file id is stale; searching", path)
-        remote = self._client.find(path)
-        if remote is not None:
-            self._delete_by_id(remote.file_id, path, remote.size)
+        # One deadline for the search and the delete(s) together.
+        with self._client.deadline("timeout"):
+            entry = self._cache.get(path)
+            remote = self._remote(name)
+            if remote is None:
+                logger.debug("delete of %r: no such file", path)
+                return
+            if self._delete_by_id(remote.file_id, path, remote.size) or remote is not entry:
+                return
+            # The id our own save cached is gone: the file was deleted (and maybe uploaded
+            # again under this name) by someone else. Delete what the name holds now.
+            logger.debug("delete of %r: the cached file id is stale; searching", path)
+            remote = self._client.find(path)
+            if remote is not None:
+                self._delete_by_id(remote.file_id, path, remote.size)
 
     def delete_file(self, info: FileInfo) -> bool:
         """Delete exactly the file ``info`` describes (from ``stat()`` or ``iter_files()``),
