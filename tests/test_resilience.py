@@ -401,3 +401,121 @@ def test_with_the_defaults_every_storage_call_ends_in_under_30_seconds() -> None
     # the attempts themselves, and connecting is bounded below it too.
     backoff = sum(min(ImageKitClient.backoff_max, 0.5 * 2**retry) for retry in range(max_retries))
     assert backoff + CONNECT_TIMEOUT < timeout
+
+
+# --- bad input gets a clear error and uploads nothing -------------------------------------
+
+BAD_NAMES = {
+    "empty": "",
+    "only dots": "..",
+    "only dots in a folder": "dir/...",
+    "absolute": "/etc/passwd",
+    "parent": "a/../../x.txt",
+    "backslash": "a\\b.txt",
+    "NUL": "x\x00y.txt",
+    "too long for max_length": "folder/a-name-too-long-for-its-field.txt",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES))
+@pytest.mark.parametrize("mode", list(MODES))
+def test_bad_names_are_refused_before_any_request(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str, name: str
+) -> None:
+    storage = make_storage(**MODES[mode])
+    with pytest.raises(SuspiciousFileOperation) as caught:
+        storage.save(BAD_NAMES[name], ContentFile(b"data"), max_length=12)
+    assert str(caught.value)
+    assert server.count() == 0
+
+
+class _Pipe(io.RawIOBase):
+    """Can only be read forward, like a socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _closed() -> File[bytes]:
+    closed = File(io.BytesIO(b"data"), name="closed.txt")
+    closed.close()
+    return closed
+
+
+BAD_CONTENT: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
+    "empty ContentFile": (lambda: ContentFile(b""), ValueError, "empty"),
+    "empty BytesIO": (lambda: io.BytesIO(b""), ValueError, "empty"),
+    "str": (lambda: "text", TypeError, "ContentFile"),
+    "bytes": (lambda: b"bytes", TypeError, "ContentFile"),
+    "closed file": (_closed, ValueError, "closed"),
+}
+
+
+@pytest.mark.parametrize("content", list(BAD_CONTENT))
+@pytest.mark.parametrize("mode", list(MODES))
+def test_bad_content_is_refused_before_any_request(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str, content: str
+) -> None:
+    make, error, words = BAD_CONTENT[content]
+    storage = make_storage(**MODES[mode])
+    with pytest.raises(error, match=words):
+        storage.save("bad.txt", make())
+    assert server.count() == 0
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_non_seekable_stream_is_saved_whole(
+    make_storage: MakeStorage, server: FakeImageKitServer, mode: str
+) -> None:
+    storage = make_storage(**MODES[mode])
+    name = storage.save("piped.bin", File(_Pipe(b"piped" * 1000), name="piped.bin"))
+    assert server.files[f"/media/{name}"].data == b"piped" * 1000
+    assert server.count("upload") == 1
+
+
+def test_a_non_seekable_stream_is_not_retried_and_fails_clearly(
+    make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    # Its bytes are gone after the first attempt: a retry would upload a truncated file.
+    storage = make_storage()
+    server.fail("upload", 503)
+    with pytest.raises(ImageKitStorageError) as caught:
+        storage.save("piped.bin", File(_Pipe(b"piped" * 1000), name="piped.bin"))
+    assert caught.value.status_code == 503
+    assert server.count("upload") == 1
+    assert server.files == {}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("timeout", "abc", "a number"),
+        ("upload_timeout", -1, "positive"),
+        ("max_retries", "two", "a number"),
+        ("max_retries", 1.5, "whole number"),
+        ("url_endpoint", "ik.imagekit.io/demo", "url_endpoint"),
+        ("file_overwrite", "maybe", "True or False"),
+        ("tags", "one,two", "list"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_when_the_storage_is_made(
+    server: FakeImageKitServer, option: str, value: object, words: str
+) -> None:
+    options: dict[str, object] = {
+        "private_key": server.private_key,
+        "url_endpoint": server.url_endpoint,
+        "base_url": server.base_url,
+        option: value,
+    }
+    with pytest.raises(ImproperlyConfigured, match=words) as caught:
+        ImageKitStorage(**options)
+    assert option in str(caught.value)
+    assert server.count() == 0

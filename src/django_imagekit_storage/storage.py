@@ -173,6 +173,24 @@ def _unique_name(name: str, max_length: int | None) -> str:
     return f"{prefix}{stem}_{_random_suffix()}{ext}"
 
 
+#: Django's alternative names add ``_`` and 7 random characters to the stem.
+_DJANGO_SUFFIX_LENGTH: Final = 8
+
+
+def _check_alternative_fits(name: str, max_length: int) -> None:
+    """``SuspiciousFileOperation`` if no alternative name Django could make for ``name``
+    (its stem cut to at least one character, plus its suffix) fits in ``max_length``."""
+    dir_name, _, base = name.rpartition("/")
+    _, ext = _split_ext(base)
+    prefix = f"{dir_name}/" if dir_name else ""
+    if len(prefix) + 1 + _DJANGO_SUFFIX_LENGTH + len(ext) > max_length:
+        raise SuspiciousFileOperation(
+            f"Storage can not find an available filename for {name!r}: it is longer than "
+            f"max_length={max_length}, and no shortened name fits. Allow a longer "
+            "max_length on the field, or use a shorter upload_to."
+        )
+
+
 # --- the lazy File -------------------------------------------------------------------
 
 
@@ -542,6 +560,9 @@ class ImageKitStorage(Storage):
             return self._fit_exact(name, max_length)
         if self.settings.use_unique_file_name:
             return _unique_name(name, max_length)
+        if max_length is not None and len(name) > max_length:
+            # Django would search for this name before finding that no alternative fits.
+            _check_alternative_fits(name, max_length)
         return super().get_available_name(name, max_length=max_length)
 
     @staticmethod
