@@ -628,7 +628,7 @@ class ImageKitClient:
             remaining = deadline.remaining()
             if remaining <= 0:
                 if last is not None and not last.timeout:
-                    raise self._final(operation, name, last, number - 1) from last.error
+                    raise self._final(operation, name, last, number - 1) from self._cause(last)
                 raise self._timeout(operation, name, deadline, number - 1)
             logger.debug(
                 "ImageKit %s of %r: attempt %d of %d (%.2f s left)",
@@ -648,13 +648,12 @@ class ImageKitClient:
                 _HTTPStatusError,
             ) as exc:
                 failure = _classify(exc)
-            error = failure.error
             last = failure
             maybe_processed = maybe_processed or failure.maybe_processed
             if failure.timeout and deadline.remaining() <= 0:
-                raise self._timeout(operation, name, deadline, number) from error
+                raise self._timeout(operation, name, deadline, number) from self._cause(failure)
             if not failure.retryable or number == attempts:
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             delay = self._delay(number - 1, failure)
             if delay + _MIN_ATTEMPT >= deadline.remaining():
                 # No time for the wait and another attempt: ImageKit's last answer is
@@ -668,7 +667,7 @@ class ImageKitClient:
                     delay,
                     deadline.seconds,
                 )
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             if not can_retry():
                 logger.warning(
                     "ImageKit %s of %r: %s, and the content cannot be read again to retry",
@@ -676,7 +675,7 @@ class ImageKitClient:
                     name,
                     failure.describe(),
                 )
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             logger.warning(
                 "ImageKit %s of %r: attempt %d of %d got %s; retrying in %.2f s",
                 operation,
@@ -697,6 +696,15 @@ class ImageKitClient:
             return failure.retry_after if failure.retry_after <= MAX_RETRY_AFTER else math.inf
         backoff = min(self.backoff_max, self.backoff_initial * 2.0**retry)
         return backoff * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
+
+    def _cause(self, failure: _Failure) -> Exception | None:
+        """The SDK's error, to chain to ours, unless it repeats the key (its message
+        quotes ImageKit's answer): a traceback would print it where ours is redacted."""
+        error = failure.error
+        key = self.settings.private_key
+        if key in str(error) or key in repr(getattr(error, "body", None)):
+            return None
+        return error
 
     def _redact(self, text: str | None) -> str | None:
         if text is None:
