@@ -345,6 +345,24 @@ def test_a_stalled_or_trickling_server_times_out_every_operation_within_the_dead
     assert _matches(caught.value.name, name_pattern), caught.value.name
 
 
+@pytest.mark.parametrize("operation", ["save", "exists", "delete"])
+def test_a_retry_after_beyond_the_deadline_is_not_waited_for(
+    make_storage: MakeStorage, server: FakeImageKitServer, operation: str
+) -> None:
+    check, route, client_operation, _ = OPERATIONS[operation]
+    storage = make_storage()
+    server.add_file("/media/there.txt", THERE)
+    # 60 s is more than the default deadlines: the call ends at once with ImageKit's answer.
+    server.fail(route, 429, headers={"Retry-After": "60"}, message="Rate limit exceeded.")
+    started = time.monotonic()
+    with pytest.raises(ImageKitStorageError) as caught:
+        check(storage, server)
+    assert time.monotonic() - started < 1
+    assert (caught.value.status_code, caught.value.message) == (429, "Rate limit exceeded.")
+    assert caught.value.operation == client_operation
+    assert server.count(route) == 1
+
+
 def test_a_save_in_the_exact_mode_is_bounded_as_a_whole(
     make_storage: MakeStorage, server: FakeImageKitServer
 ) -> None:
@@ -428,8 +446,9 @@ def test_bad_names_are_refused_before_any_request(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str, name: str
 ) -> None:
     storage = make_storage(**MODES[mode])
+    max_length = 12 if name == "too long for max_length" else None
     with pytest.raises(SuspiciousFileOperation) as caught:
-        storage.save(BAD_NAMES[name], ContentFile(b"data"), max_length=12)
+        storage.save(BAD_NAMES[name], ContentFile(b"data"), max_length=max_length)
     assert str(caught.value)
     assert server.count() == 0
 
