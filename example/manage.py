@@ -2,7 +2,8 @@
 """The example project's manage.py.
 
 With no IMAGEKIT_* environment variables it starts the stand-in ImageKit server first (see
-example_project/standin.py) and migrates the temporary database that goes with it.
+example_project/standin.py), migrates the temporary database that goes with it and adds an
+``admin`` superuser whose password it prints.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
-    from example_project.standin import use_standin_unless_configured
+    from example_project.standin import prepare_database, use_standin_unless_configured
 
     if use_standin_unless_configured() is not None:
         import django
-        from django.core.management import call_command
 
         django.setup()
-        call_command("migrate", interactive=False, verbosity=0)
+        prepare_database()
 
     from django.core.management import execute_from_command_line
 

@@ -346,15 +346,17 @@ def test_repr_has_no_key(client: ImageKitClient) -> None:
     assert KEY not in repr(client)
 
 
-def test_logs_info_per_upload_and_delete(
+def test_logs_debug_per_upload_and_delete(
     client: ImageKitClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # DEBUG, not INFO: the storage logs the one INFO line per upload and delete.
     caplog.set_level(logging.DEBUG, logger="django_imagekit_storage")
     remote = upload(client, "log/x.txt", b"abc")
     client.delete(remote.file_id, path=remote.path)
-    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert any("upload of 'log/x.txt': 3 bytes in" in m for m in infos)
-    assert any("delete of 'log/x.txt': deleted in" in m for m in infos)
+    debugs = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any("upload of 'log/x.txt': 3 bytes in" in m for m in debugs)
+    assert any("delete of 'log/x.txt': deleted in" in m for m in debugs)
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
 
 
 # --- transient faults are survived ----------------------------------------------------

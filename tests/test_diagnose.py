@@ -14,15 +14,14 @@ import django
 import pytest
 from django.core.management import CommandError, call_command
 
-from django_imagekit_storage.diagnose import (
-    DIAGNOSTICS_FOLDER,
-    STEPS,
+from django_imagekit_storage.diagnose import DIAGNOSTICS_FOLDER, STEPS, run_diagnose
+from django_imagekit_storage.diagnose_output import (
     encodable,
     render_text,
-    run_diagnose,
     stream_supports,
     stream_wants_colour,
 )
+from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
 
 BACKEND = "django_imagekit_storage.ImageKitStorage"
@@ -123,7 +122,6 @@ def test_round_trip_details(configured):
     assert round_trip["exists after delete"].startswith("False")
     assert "identical" in round_trip["open"]
     assert round_trip["HTTP GET"].startswith("HTTP 200")
-    assert "clean-up" not in round_trip  # nothing was left to clean up
 
 
 def test_backend_step_shows_the_storage_settings_as_they_are(configured, settings):
@@ -204,8 +202,76 @@ def test_failing_delivery_fails_the_round_trip_and_still_cleans_up(configured):
     configured.fail("delivery", status=500, times=10)
     document = json.loads(diagnose("--json")[0])
     assert step(document, "round_trip")["status"] == "failed"
-    assert details(document, "round_trip")["clean-up"].startswith("deleted ")
+    assert details(document, "round_trip")["delete"].startswith("done")
     assert dict(configured.files) == {}
+
+
+class TaggingStorage(ImageKitStorage):
+    """A project's subclass whose upload hook is wrong (a list, not a dict)."""
+
+    def get_upload_options(self, name, content):
+        return ["tags", "x"]
+
+
+def test_a_broken_upload_hook_fails_the_round_trip_not_the_command(configured, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.TaggingStorage"}}
+    text, status, _ = diagnose()
+    assert status == 1
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    assert "TypeError: get_upload_options() must return a dict" in round_trip["reason"]
+    assert step(document, "backend")["status"] == "passed"  # a subclass is fine
+    assert "Result: 4 passed, 1 failed" in text
+
+
+class WrongSizeStorage(ImageKitStorage):
+    def size(self, name):
+        return super().size(name) + 1
+
+
+class CorruptingStorage(ImageKitStorage):
+    def _open(self, name, mode="rb"):
+        from django.core.files.base import ContentFile
+
+        return ContentFile(super()._open(name, mode).read()[:-1] + b"?", name=name)
+
+
+class UndeadStorage(ImageKitStorage):
+    """Says a deleted file still exists (a stale cache would)."""
+
+    def exists(self, name):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("backend", "why"),
+    [
+        (WrongSizeStorage, "bytes were saved"),
+        (CorruptingStorage, "bytes that differ from the"),
+        (UndeadStorage, "is still True after delete()"),
+    ],
+)
+def test_the_round_trip_checks_what_it_reads_back(configured, settings, backend, why):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": f"{__name__}.{backend.__name__}"},
+    }
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    assert why in round_trip["reason"]
+    assert dict(configured.files) == {}  # cleaned up all the same
+
+
+def test_a_failed_delete_names_the_file_to_delete_by_hand(configured):
+    configured.fail("delete", status=500, message="Deletes are down.")
+    document = json.loads(diagnose("--json")[0])
+    round_trip = step(document, "round_trip")
+    assert round_trip["status"] == "failed"
+    (left,) = [path.lstrip("/") for path in configured.files]
+    assert "Deletes are down." in round_trip["reason"]
+    assert round_trip["reason"].endswith(f"Delete {left!r} by hand.")
 
 
 def test_wrong_backend_with_imagekit_settings_fails(settings):
@@ -234,6 +300,9 @@ def test_missing_key_fails_configuration_backend_and_checks(settings):
         "default": {"BACKEND": BACKEND, "OPTIONS": {"url_endpoint": "https://ik.imagekit.io/x"}},
     }
     got = statuses()
+    config = details(json.loads(diagnose("--json")[0]), "configuration")
+    assert config["private_key"] == "missing"
+    assert config["url_endpoint"].startswith("https://ik.imagekit.io/x, from STORAGES")
     assert got["configuration"] == "failed"
     assert got["backend"] == "failed"
     assert got["round_trip"] == "skipped"
@@ -322,6 +391,17 @@ def test_default_file_storage_mirrored_from_storages_is_not_reported_as_set(conf
         "not set by the project"
     )
     assert step(document, "configuration")["status"] == "passed"
+
+
+@pytest.mark.skipif(django.VERSION >= (5, 1), reason="Django >= 5.1 ignores DEFAULT_FILE_STORAGE")
+def test_default_file_storage_set_by_the_project_is_reported_as_deprecated(settings):
+    with pytest.warns(Warning, match="DEFAULT_FILE_STORAGE"):  # Django deprecates it
+        settings.DEFAULT_FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
+    document = json.loads(diagnose("--json", "--skip-upload")[0])
+    config = details(document, "configuration")
+    assert config["DEFAULT_FILE_STORAGE"] == "django.core.files.storage.FileSystemStorage"
+    assert config["DEFAULT_FILE_STORAGE on this Django"].startswith("deprecated: ")
+    assert "5.1 and later ignore it" in config["DEFAULT_FILE_STORAGE on this Django"]
 
 
 def test_images_step_fails_without_a_webp_encoder(configured, monkeypatch):
@@ -466,7 +546,9 @@ def test_characters_the_stream_cannot_encode_never_raise(configured):
     _, status, _ = diagnose("--skip-upload", "--storage", "fotos-\u00fc\u2603", stdout=stream)
     stream.flush()
     assert status == 1
-    assert b"fotos-\\xfc\\u2603" in stream.buffer.getvalue()
+    raw = stream.buffer.getvalue()
+    assert b"[FAIL]" in raw  # the markers are ASCII
+    assert b"fotos-\xfc\\u2603" in raw  # what cp1252 has stays; the rest is an escape
     assert encodable("a\u2713\u00e9", stream) == "a\\u2713\u00e9"
 
 
@@ -501,3 +583,15 @@ def test_the_library_adds_no_logging_handler(configured):
         logger = logging.getLogger(name)
         assert logger.handlers == [], name
         assert logger.propagate, name
+
+
+def test_credentials_in_the_url_endpoint_are_hidden_in_the_round_trip(configured, settings):
+    settings.IMAGEKIT_URL_ENDPOINT = configured.url_endpoint.replace(
+        "http://", "http://deliveryuser:d3l1v3rypass@"
+    )
+    text, _, message = diagnose()
+    json_text, _, _ = diagnose("--json")
+    for output in (text, json_text, message):
+        assert "d3l1v3rypass" not in output
+        assert "deliveryuser" not in output
+    assert dict(configured.files) == {}

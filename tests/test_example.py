@@ -7,6 +7,7 @@ media goes through the real ImageKitStorage to the stand-in server.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 from pathlib import Path
@@ -162,6 +163,92 @@ def test_a_failed_upload_leaves_nothing_behind(example_site, client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_failed_thumbnail_upload_deletes_the_stored_main_image(
+    example_site, client, settings, caplog
+):
+    from gallery.models import Photo
+
+    settings.IMAGEKIT_MAX_RETRIES = 0
+    # The main image's upload goes through; the thumbnail's fails.
+    example_site.fail("upload", 503, skip=1, message="Down for a bit.", help="Try later.")
+    upload = SimpleUploadedFile("a.jpg", jpeg((800, 600)))
+    with caplog.at_level(logging.INFO, logger="django_imagekit_storage"):
+        response = client.post("/upload/", {"photo": upload}, follow=True)
+    assert "ImageKit did not store the photo" in response.content.decode()
+    assert "Down for a bit." in response.content.decode()
+    assert example_site.count("upload") == 2
+    assert example_site.count("delete") + example_site.count("bulk_delete") == 1
+    assert dict(example_site.files) == {}  # the main image did not stay behind
+    assert not Photo.objects.exists()
+    # The failure is logged with ImageKit's message and help.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("Down for a bit." in m and "Try later." in m for m in errors), errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_upload_is_read_once_decoded_once_and_each_stage_logged(example_site, client, caplog):
+    upload = SimpleUploadedFile("stages.jpg", jpeg((1200, 900)))
+    with caplog.at_level(logging.DEBUG):
+        assert client.post("/upload/", {"photo": upload}).status_code == 302
+    ours = [
+        (r.name, r.getMessage())
+        for r in caplog.records
+        if r.name.startswith(("django_imagekit_storage", "gallery"))
+    ]
+    # One optimize_image_variants call: one open and one decode for both files.
+    assert sum(m.startswith("open ") for _, m in ours) == 1
+    assert sum(m.startswith("decode at") for _, m in ours) == 1
+    stages = [
+        ("gallery.views", "read "),
+        ("django_imagekit_storage.images", "decode at"),
+        ("django_imagekit_storage.images", "encode 'image'"),
+        ("django_imagekit_storage.images", "encode 'thumbnail'"),
+        ("django_imagekit_storage.storage", "uploading "),
+        ("django_imagekit_storage.client", "ImageKit upload of "),
+        ("django_imagekit_storage.storage", "uploaded "),
+        ("django_imagekit_storage.storage", "uploading "),
+        ("django_imagekit_storage.storage", "uploaded "),
+    ]
+    position = 0
+    for logger_name, start in stages:  # in this order (other lines may come between)
+        found = [
+            i
+            for i, (name, message) in enumerate(ours)
+            if i >= position and name == logger_name and message.startswith(start)
+        ]
+        assert found, (logger_name, start, ours[position:])
+        position = found[0] + 1
+    infos = [m for _, m in ours if m.startswith("uploaded ")]
+    assert len(infos) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_lists_shows_and_adds_photos(example_site, client, django_user_model):
+    from gallery.models import Photo
+
+    client.post(
+        "/upload/", {"title": "Beach", "photo": SimpleUploadedFile("b.jpg", jpeg((64, 48)))}
+    )
+    photo = Photo.objects.get()
+    client.force_login(django_user_model.objects.create_superuser("admin", "a@example.com", "pw"))
+    listing = client.get("/admin/gallery/photo/")
+    assert listing.status_code == 200
+    assert "Beach" in listing.content.decode()
+    change = client.get(f"/admin/gallery/photo/{photo.pk}/change/")
+    assert change.status_code == 200
+    assert photo.image.url.replace("&", "&amp;") in change.content.decode()
+    # Adding through the admin stores the file on ImageKit as the upload page does.
+    added = client.post(
+        "/admin/gallery/photo/add/",
+        {"title": "From admin", "image": SimpleUploadedFile("admin.jpg", jpeg((40, 30)))},
+    )
+    assert added.status_code == 302, added.content.decode()
+    made = Photo.objects.get(title="From admin")
+    assert (made.width, made.height) == (40, 30)
+    assert "/" + made.image.name in example_site.files
+
+
+@pytest.mark.django_db(transaction=True)
 def test_gallery_and_upload_pages_render_empty(example_site, client):
     assert "No photos yet" in client.get("/").content.decode()
     assert 'type="file"' in client.get("/upload/").content.decode()
@@ -196,6 +283,43 @@ def test_the_stand_in_starts_once_and_processes_started_from_here_reuse_it(monke
         assert standin.use_standin_unless_configured(quiet=True) is None
     finally:
         server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stand_in_database_gets_an_admin_to_log_in_with(example_site, client):
+    from example_project.standin import prepare_database
+
+    password = prepare_database(quiet=True)
+    assert password
+    assert client.login(username="admin", password=password)
+    assert client.get("/admin/gallery/photo/").status_code == 200
+    assert prepare_database(quiet=True) is None  # once per database
+
+
+def test_manage_py_on_the_stand_in_creates_the_admin_and_prints_its_password():
+    import subprocess
+
+    # manage.py as a person runs it: no IMAGEKIT_* variables, the example's own settings.
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("IMAGEKIT_", "EXAMPLE_", "DJANGO_SETTINGS_MODULE"))
+    }
+    code = (
+        "from django.contrib.auth import get_user_model; "
+        "print(get_user_model().objects.get(username='admin').is_superuser)"
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE_DIR / "manage.py"), "shell", "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True"  # 5.2+ shells say what they imported first
+    assert "user 'admin', password '" in done.stderr
 
 
 def test_with_imagekit_variables_the_stand_in_is_not_started(monkeypatch):

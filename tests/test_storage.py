@@ -1085,6 +1085,27 @@ def test_logging_has_sizes_and_no_secret(
     assert all(storage.settings.private_key not in record.getMessage() for record in caplog.records)
 
 
+def test_one_info_line_per_upload_and_delete(
+    make_storage: MakeStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The storage's line; the client's per-call lines are DEBUG (no duplicate at INFO).
+    storage = make_storage(location="media")
+    caplog.set_level(logging.INFO, logger="django_imagekit_storage")
+    name = storage.save("once.txt", ContentFile(b"12345"))
+    storage.delete(name)
+    infos = [
+        (record.name, record.getMessage())
+        for record in caplog.records
+        if record.name.startswith("django_imagekit_storage")
+    ]
+    assert infos == [
+        ("django_imagekit_storage.storage", infos[0][1]),
+        ("django_imagekit_storage.storage", infos[1][1]),
+    ]
+    assert infos[0][1].startswith(f"uploaded media/{name} (5 bytes) in ")
+    assert infos[1][1].startswith(f"deleted media/{name} (5 bytes) in ")
+
+
 # --- cache and threads ---------------------------------------------------------------------
 
 

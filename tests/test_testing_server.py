@@ -900,6 +900,32 @@ def test_faults_queue_in_order_per_route(
     assert len(client.assets.list()) == 1
 
 
+def test_skip_lets_requests_through_before_the_fault(
+    client: ImageKit, imagekit_server: FakeImageKitServer
+) -> None:
+    # e.g. the second of two uploads fails: the first is stored, the second is not.
+    imagekit_server.fail("upload", 500, skip=1)
+    client.files.upload(file=b"1", file_name="first.txt", use_unique_file_name=False)
+    with pytest.raises(imagekitio.InternalServerError):
+        client.files.upload(file=b"2", file_name="second.txt", use_unique_file_name=False)
+    client.files.upload(file=b"3", file_name="third.txt", use_unique_file_name=False)
+    assert sorted(imagekit_server.files) == ["/first.txt", "/third.txt"]
+    assert [r.status for r in imagekit_server.requests] == [200, 500, 200]
+
+
+def test_skip_counts_once_the_fault_is_next_in_line(
+    client: ImageKit, imagekit_server: FakeImageKitServer
+) -> None:
+    imagekit_server.fail("list", 500)
+    imagekit_server.drop("list", skip=1)
+    with pytest.raises(imagekitio.InternalServerError):
+        client.assets.list()
+    assert client.assets.list() == []  # skipped by the drop
+    with pytest.raises(imagekitio.APIConnectionError):
+        client.assets.list()
+    assert client.assets.list() == []
+
+
 def test_drop_before_processing(client: ImageKit, imagekit_server: FakeImageKitServer) -> None:
     imagekit_server.drop("upload")
     with pytest.raises(imagekitio.APIConnectionError):
@@ -1014,6 +1040,7 @@ def test_trickle_sends_the_answer_slowly(
         (lambda s: s.fail("uploads"), "Unknown route"),
         (lambda s: s.fail("upload", 200), "400-599"),
         (lambda s: s.drop("list", times=0), "at least 1"),
+        (lambda s: s.fail("list", skip=-1), "0 or more"),
         (lambda s: s.stall("list", -1), "negative"),
         (lambda s: s.trickle("list", 0), "at least 1"),
     ],

@@ -67,3 +67,28 @@ def use_standin_unless_configured(*, quiet: bool = False) -> FakeImageKitServer 
 
 def on_standin() -> bool:
     return os.environ.get(STANDIN_MARKER) == "1"
+
+
+def prepare_database(*, quiet: bool = False) -> str | None:
+    """Migrate the stand-in's temporary database and add a superuser ``admin`` with a fresh
+    password, so the admin can be tried; return that password (None when it exists already).
+
+    Call it once, after Django is set up, in the process that started the stand-in: the
+    database lives as long as that process, so ``manage.py createsuperuser`` in another
+    shell would create the user in another database."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    users = get_user_model()
+    if users.objects.filter(username="admin").exists():
+        return None
+    password = secrets.token_urlsafe(9)
+    users.objects.create_superuser("admin", "admin@example.com", password)
+    if not quiet:
+        print(
+            f"The admin (/admin/) on this temporary database: user 'admin', password "
+            f"{password!r} (for this run only).",
+            file=sys.stderr,
+        )
+    return password

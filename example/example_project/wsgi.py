@@ -10,13 +10,11 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from example_project.standin import use_standin_unless_configured
+from example_project.standin import prepare_database, use_standin_unless_configured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 if use_standin_unless_configured() is not None:
-    from django.core.management import call_command
-
     application = get_wsgi_application()
-    call_command("migrate", interactive=False, verbosity=0)
+    prepare_database()
 else:
     application = get_wsgi_application()

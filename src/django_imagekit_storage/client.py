@@ -908,7 +908,8 @@ class ImageKitClient:
         remote = self._run(
             operation, path, self.settings.upload_timeout, attempt, can_retry=can_retry
         )
-        logger.info(
+        # DEBUG: the storage logs the one INFO line per upload (and per delete).
+        logger.debug(
             "ImageKit upload of %r: %s bytes in %d ms",
             remote.path,
             remote.size if remote.size is not None else size,
@@ -1155,7 +1156,7 @@ class ImageKitClient:
             return True
 
         deleted = self._run("delete", path, self.settings.timeout, attempt)
-        logger.info(
+        logger.debug(
             "ImageKit delete of %r: %s in %d ms",
             path,
             "deleted" if deleted else "already gone",

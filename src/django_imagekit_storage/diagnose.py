@@ -1,10 +1,11 @@
-"""The checks behind ``manage.py imagekit_diagnose``: run them, get a report, render it.
+"""The checks behind ``manage.py imagekit_diagnose``: run them and get a report.
 
-Running and rendering are separate: :func:`run_diagnose` returns a :class:`DiagnoseReport`
-(plain data), :func:`render_text` and :func:`report_to_dict` turn it into what a person or a
-program reads. Nothing here prints, and no secret reaches the report: keys are described
+:func:`run_diagnose` returns a :class:`DiagnoseReport` (plain data);
+:mod:`django_imagekit_storage.diagnose_output` turns it into text for a person or JSON for a
+program. Nothing here prints, and no secret reaches the report: keys are described
 only as set or missing with their ``public_``/``private_`` prefix, and every text that goes
-into the report is scrubbed of the key values as a second line of defence.
+into the report is scrubbed of the key values and of any URL's ``user:password@`` as a second
+line of defence.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import secrets
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,33 +36,24 @@ from django_imagekit_storage.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping
 
     from django.core.files.storage import Storage
 
 __all__ = [
     "DIAGNOSTICS_FOLDER",
-    "JSON_SCHEMA_VERSION",
     "STEPS",
     "Detail",
     "DiagnoseReport",
     "Status",
     "StepResult",
-    "encodable",
-    "render_text",
-    "report_to_dict",
     "run_diagnose",
-    "stream_supports",
-    "stream_wants_colour",
-    "unicode_marks",
 ]
 
 Status = Literal["passed", "failed", "skipped"]
 
 #: Where the round trip saves its file, relative to the storage's ``location``.
 DIAGNOSTICS_FOLDER: Final = "imagekit-diagnostics"
-#: Bumped when a key of :func:`report_to_dict`'s document changes meaning or goes away.
-JSON_SCHEMA_VERSION: Final = 1
 #: ``(key, title)`` of every step, in the order they run.
 STEPS: Final = (
     ("configuration", "Configuration"),
@@ -157,6 +149,7 @@ class _Context:
 
     alias: str
     environ: Mapping[str, str]
+    http_timeout: float = _HTTP_TIMEOUT
     secrets: set[str] = field(default_factory=set)
     storage: Storage | None = None
     is_imagekit: bool = False
@@ -179,14 +172,14 @@ def run_diagnose(
     from django_imagekit_storage import __version__
 
     # The same environment the storage reads its fallbacks from.
-    context = _Context(alias=alias, environ=os.environ)
+    context = _Context(alias=alias, environ=os.environ, http_timeout=http_timeout)
     _collect_secrets(context)
     runners: dict[str, Callable[[_Context, _Step], None]] = {
         "configuration": _configuration,
         "backend": _backend,
         "checks": _checks,
         "images": _images,
-        "round_trip": lambda ctx, step: _round_trip(ctx, step, http_timeout=http_timeout),
+        "round_trip": _round_trip,
     }
     results = []
     for key, title in STEPS:
@@ -399,13 +392,17 @@ def _collect_secrets(context: _Context) -> None:
                 context.secrets.add(value)
 
 
+# The user:password part of any URL, e.g. a delivery URL built on a url_endpoint that has one.
+_URL_CREDENTIALS: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]+@")
+
+
 def _scrubber(values: set[str]) -> Callable[[str], str]:
     ordered = sorted(values, key=len, reverse=True)
 
     def scrub(text: str) -> str:
         for value in ordered:
             text = text.replace(value, "[hidden key]")
-        return text
+        return _URL_CREDENTIALS.sub(r"\1***@", text)
 
     return scrub
 
@@ -429,50 +426,55 @@ def _backend(context: _Context, step: _Step) -> None:
     from django.core.files.storage import default_storage, storages
 
     key = f"storages[{context.alias!r}]"
-    storage: Storage | None = None
     try:
         storage = storages[context.alias]
     except _CREATE_ERRORS as error:
         step.add(key, f"cannot be created: {type(error).__name__}")
         step.fail(f"{key} cannot be created: {error}")
+        storage = None
     else:
         step.add(key, _qualified(type(storage)))
-
     try:
-        default_class = _qualified(type(_lazy_target(default_storage)))
+        step.add("default_storage", _qualified(type(_lazy_target(default_storage))))
     except _CREATE_ERRORS as error:
         step.add("default_storage", f"cannot be created: {type(error).__name__}")
-    else:
-        step.add("default_storage", default_class)
-
     if storage is None:
         return
     context.storage = storage
     context.is_imagekit = any(_qualified(c) == _STORAGE_CLASS for c in type(storage).__mro__)
     if context.is_imagekit:
-        settings_ = getattr(storage, "settings", None)
-        for attribute in ("url_endpoint", "base_url", "location", "private_files", "signed_urls"):
-            if settings_ is not None and hasattr(settings_, attribute):
-                value = getattr(settings_, attribute)
-                if attribute == "base_url" and value is None:
-                    value = "ImageKit's cloud"
-                elif attribute == "location" and not value:
-                    value = "(root of the media library)"
-                step.add(attribute, _safe_url(value) if attribute in _URL_SETTINGS else value)
-        return
+        _describe_settings(step, storage)
+    else:
+        step.fail(_not_imagekit(context, key, storage))
+
+
+def _describe_settings(step: _Step, storage: Storage) -> None:
+    """The resolved values that decide where files go and how URLs look."""
+    settings_ = getattr(storage, "settings", None)
+    for attribute in ("url_endpoint", "base_url", "location", "private_files", "signed_urls"):
+        if settings_ is None or not hasattr(settings_, attribute):
+            continue
+        value = getattr(settings_, attribute)
+        if attribute == "base_url" and value is None:
+            value = "ImageKit's cloud"
+        elif attribute == "location" and not value:
+            value = "(root of the media library)"
+        step.add(attribute, _safe_url(value) if attribute in _URL_SETTINGS else value)
+
+
+def _not_imagekit(context: _Context, key: str, storage: Storage) -> str:
+    """Why a storage that is not ``ImageKitStorage`` fails the step."""
     where = _where_files_go(storage)
-    options = _options_of(_storages_config(context.alias))
-    if _imagekit_configured(options, context.environ):
-        step.fail(
+    if _imagekit_configured(_options_of(_storages_config(context.alias)), context.environ):
+        return (
             f"ImageKit settings are present but {key} is {_qualified(type(storage))}: "
             f"media goes {where}, not to ImageKit. Set STORAGES[{context.alias!r}]['BACKEND'] "
             "to 'django_imagekit_storage.ImageKitStorage'."
         )
-    else:
-        step.fail(
-            f"{key} is {_qualified(type(storage))} (media goes {where}) and no ImageKit "
-            "setting is present: there is no ImageKit storage to diagnose."
-        )
+    return (
+        f"{key} is {_qualified(type(storage))} (media goes {where}) and no ImageKit "
+        "setting is present: there is no ImageKit storage to diagnose."
+    )
 
 
 def _lazy_target(lazy: Any) -> object:
@@ -587,7 +589,9 @@ def _generated_image(size: tuple[int, int] = (960, 720), format: str = "JPEG") -
 # --- step 5: the round trip --------------------------------------------------------------
 
 
-def _round_trip(context: _Context, step: _Step, *, http_timeout: float) -> None:
+def _round_trip(context: _Context, step: _Step) -> None:
+    """Save, read back, fetch and delete, one timed detail per storage call. Whatever fails
+    after the save, the file is deleted."""
     storage = context.storage
     if storage is None or not context.is_imagekit:
         raise _SkipStepError("There is no ImageKitStorage to try (see the storage backend step).")
@@ -598,25 +602,23 @@ def _round_trip(context: _Context, step: _Step, *, http_timeout: float) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{DIAGNOSTICS_FOLDER}/roundtrip-{stamp}-{secrets.token_hex(3)}{extension}"
     step.add("file", f"{name} ({len(data):,} bytes)")
-    stored: list[str] = []  # the name saved and not yet deleted, for the clean-up
+    saved = _save(storage, step, name, data)
     try:
-        _round_trip_operations(storage, step, name, data, http_timeout, stored)
-    except _FailStepError as failure:
-        step.fail(failure.reason)
+        _read_back(storage, step, saved, data, context.http_timeout)
     finally:
-        _clean_up(storage, step, stored)
+        _delete(storage, step, saved)
 
 
-def _round_trip_operations(
-    storage: Storage, step: _Step, name: str, data: bytes, http_timeout: float, stored: list[str]
-) -> None:
-    """Save, read back, fetch and delete, one timed detail per storage call."""
+def _save(storage: Storage, step: _Step, name: str, data: bytes) -> str:
     from django.core.files.base import ContentFile
 
     with _timed(step, "save") as note:
         saved = storage.save(name, ContentFile(data, name=name))
-        stored.append(saved)
         note(f"stored as {saved}")
+    return saved
+
+
+def _read_back(storage: Storage, step: _Step, saved: str, data: bytes, timeout: float) -> None:
     with _timed(step, "url") as note:
         url = storage.url(saved)
         note(url)
@@ -639,15 +641,26 @@ def _round_trip_operations(
             )
         note(f"{len(read):,} bytes, identical")
     with _timed(step, "HTTP GET") as note:
-        note(_fetch(url, data, http_timeout))
-    with _timed(step, "delete") as note:
-        storage.delete(saved)
-        stored.clear()
-        note("done")
-    with _timed(step, "exists after delete") as note:
-        if storage.exists(saved):
-            raise _FailStepError(f"exists({saved!r}) is still True after delete().")
-        note("False")
+        note(_fetch(url, data, timeout))
+
+
+def _delete(storage: Storage, step: _Step, saved: str) -> None:
+    """Delete the file and check it is gone. Runs after a failed read-back too, so it records
+    its failure instead of raising over the one already on its way."""
+    try:
+        with _timed(step, "delete") as note:
+            storage.delete(saved)
+            note("done")
+    except _FailStepError as failure:
+        step.fail(f"{failure.reason} Delete {saved!r} by hand.")
+        return
+    try:
+        with _timed(step, "exists after delete") as note:
+            if storage.exists(saved):
+                raise _FailStepError(f"exists({saved!r}) is still True after delete().")
+            note("False")
+    except _FailStepError as failure:
+        step.fail(failure.reason)
 
 
 def _fetch(url: str, data: bytes, timeout: float) -> str:
@@ -671,12 +684,13 @@ def _fetch(url: str, data: bytes, timeout: float) -> str:
     return f"HTTP {status}, {content_type}, {len(body):,} bytes, {same}"
 
 
-_StorageErrors: Final = (
+_STORAGE_ERRORS: Final = (
     ImageKitStorageError,
     ImproperlyConfigured,
     SuspiciousFileOperation,
     OSError,  # FileNotFoundError, timeouts and connection errors
     ValueError,
+    TypeError,  # a subclass's get_upload_options() returning the wrong thing
 )
 
 
@@ -687,145 +701,14 @@ def _timed(step: _Step, operation: str) -> Iterator[Callable[[str], None]]:
     start = time.perf_counter()
     try:
         yield notes.append
-    except _FailStepError as failure:
+    except _FailStepError:
         step.add(operation, f"failed after {_ms(start)}")
-        raise _FailStepError(failure.reason) from failure
-    except _StorageErrors as error:
+        raise
+    except _STORAGE_ERRORS as error:
         step.add(operation, f"failed after {_ms(start)}")
         raise _FailStepError(f"{operation} failed: {type(error).__name__}: {error}") from error
     step.add(operation, f"{'; '.join(notes) or 'done'} ({_ms(start)})")
 
 
-def _clean_up(storage: Storage, step: _Step, stored: list[str]) -> None:
-    """Delete the diagnostics file if an earlier failure left it behind."""
-    if not stored:
-        return
-    saved = stored.pop()
-    try:
-        storage.delete(saved)
-    except _StorageErrors as error:
-        step.add("clean-up", f"failed: {type(error).__name__}")
-        step.fail(f"Could not delete {saved!r} afterwards; delete it by hand: {error}")
-    else:
-        step.add("clean-up", f"deleted {saved}")
-
-
 def _ms(start: float) -> str:
     return f"{(time.perf_counter() - start) * 1000:.1f} ms"
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-_UNICODE_MARKS: Final = {"passed": "\u2713", "failed": "\u2717", "skipped": "\u2013"}
-_ASCII_MARKS: Final = {"passed": "[ok]", "failed": "[FAIL]", "skipped": "[skip]"}
-_COLOURS: Final = {"passed": "\x1b[32m", "failed": "\x1b[31;1m", "skipped": "\x1b[33m"}
-_RESET: Final = "\x1b[0m"
-
-
-def report_to_dict(report: DiagnoseReport) -> dict[str, object]:
-    """The ``--json`` document (schema in docs/diagnose.md)."""
-    return {
-        "schema_version": JSON_SCHEMA_VERSION,
-        "ok": report.ok,
-        "alias": report.alias,
-        "django_version": report.django_version,
-        "library_version": report.library_version,
-        "summary": {status: report.count(status) for status in ("passed", "failed", "skipped")},
-        "steps": [
-            {
-                "key": step.key,
-                "title": step.title,
-                "status": step.status,
-                "reason": step.reason,
-                "duration_ms": step.duration_ms,
-                "details": [{"label": d.label, "value": d.value} for d in step.details],
-            }
-            for step in report.steps
-        ],
-    }
-
-
-def render_text(report: DiagnoseReport, *, unicode: bool = True, colour: bool = False) -> str:
-    """The report as lines for a person: one line per step, its details beneath."""
-    marks = _UNICODE_MARKS if unicode else _ASCII_MARKS
-    width = max(len(mark) for mark in marks.values())
-    title_width = max(len(step.title) for step in report.steps) if report.steps else 0
-
-    def paint(status: Status, text: str) -> str:
-        return f"{_COLOURS[status]}{text}{_RESET}" if colour else text
-
-    heading = (
-        f"ImageKit diagnostics for STORAGES[{report.alias!r}] "
-        f"(django-imagekit-storage {report.library_version}, Django {report.django_version})"
-    )
-    lines = [heading, ""]
-    for step in report.steps:
-        mark = marks[step.status].ljust(width)
-        timing = f"{step.duration_ms:8.1f} ms" if step.status != "skipped" else ""
-        lines.append(
-            f"{paint(step.status, f'{mark} {step.status:<7}')} "
-            f"{step.title:<{title_width}} {timing}".rstrip()
-        )
-        lines.extend(f"    {detail.label}: {detail.value}" for detail in step.details)
-        if step.reason:
-            label = "why" if step.status == "failed" else "note"
-            lines.append(f"    {paint(step.status, label)}: {step.reason}")
-    summary = ", ".join(
-        f"{report.count(status)} {status}" for status in ("passed", "failed", "skipped")
-    )
-    verdict = "all good" if report.ok else "see the failed steps above"
-    lines += ["", f"Result: {summary}: {verdict}."]
-    text = "\n".join(lines) + "\n"
-    return text if unicode else _ascii(text)
-
-
-def _ascii(text: str) -> str:
-    return text.encode("ascii", errors="backslashreplace").decode("ascii")
-
-
-def encodable(text: str, stream: object) -> str:
-    """``text`` with what ``stream``'s encoding cannot encode written as escapes, so that
-    writing it can never raise ``UnicodeEncodeError``."""
-    encoding = getattr(stream, "encoding", None)
-    if not encoding:
-        return text
-    try:
-        return text.encode(encoding, errors="backslashreplace").decode(encoding)
-    except LookupError:
-        return _ascii(text)
-
-
-def stream_supports(stream: object, text: str) -> bool:
-    """Whether ``stream``'s encoding can encode ``text`` (no encoding: a text buffer)."""
-    encoding = getattr(stream, "encoding", None)
-    if not encoding:
-        return True
-    try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
-
-
-def stream_wants_colour(stream: object, environ: Mapping[str, str] | None = None) -> bool:
-    """Colour only on a terminal that shows it, and never when ``NO_COLOR`` is set
-    (https://no-color.org)."""
-    environ = os.environ if environ is None else environ
-    if environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        terminal = bool(isatty()) if callable(isatty) else False
-    except (ValueError, OSError):  # a closed or detached stream
-        return False
-    if terminal and sys.platform == "win32":
-        # A legacy Windows console prints escape codes as text; Django knows which do not.
-        from django.core.management.color import supports_color
-
-        return supports_color()
-    return terminal
-
-
-def unicode_marks() -> Sequence[str]:
-    """The markers :func:`render_text` uses with ``unicode=True``."""
-    return tuple(_UNICODE_MARKS.values())

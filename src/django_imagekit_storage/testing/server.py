@@ -262,6 +262,8 @@ class RecordedRequest:
 class _Fault:
     kind: Literal["fail", "drop", "stall", "trickle"]
     remaining: int
+    #: Requests let through untouched before the fault applies.
+    skip: int = 0
     status: int = 500
     headers: Mapping[str, str] = field(default_factory=dict)
     message: str | None = None
@@ -808,6 +810,8 @@ class FakeImageKitServer:
             raise ValueError(f"Unknown route {route!r}: choose one of {', '.join(ROUTES)}.")
         if fault.remaining < 1:
             raise ValueError("times must be at least 1.")
+        if fault.skip < 0:
+            raise ValueError(f"skip must be 0 or more, not {fault.skip}.")
         with self._lock:
             self._faults.setdefault(route, []).append(fault)
 
@@ -817,13 +821,15 @@ class FakeImageKitServer:
         status: int = 500,
         *,
         times: int = 1,
+        skip: int = 0,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
         help: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests to ``route`` with ``status`` and ImageKit's error
         JSON (``message``/``help``), plus ``headers`` (e.g. ``{"Retry-After": "0"}``).
-        Nothing is processed."""
+        Nothing is processed. With ``skip``, that many requests go through normally first
+        (e.g. ``skip=1``: the second upload fails)."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status (400-599), not {status}.")
         self._add_fault(
@@ -831,6 +837,7 @@ class FakeImageKitServer:
             _Fault(
                 "fail",
                 times,
+                skip=skip,
                 status=status,
                 headers=dict(headers or {}),
                 message=message,
@@ -838,32 +845,48 @@ class FakeImageKitServer:
             ),
         )
 
-    def drop(self, route: Route, *, times: int = 1, after_processing: bool = False) -> None:
-        """Close the connection of the next ``times`` requests to ``route`` without answering.
+    def drop(
+        self, route: Route, *, times: int = 1, skip: int = 0, after_processing: bool = False
+    ) -> None:
+        """Close the connection of the next ``times`` requests to ``route`` without answering
+        (after letting ``skip`` requests through).
 
         With ``after_processing`` the request takes effect first (an upload is stored, a file
         deleted): the answer is lost, as when a connection breaks on its way back."""
-        self._add_fault(route, _Fault("drop", times, after_processing=after_processing))
+        self._add_fault(route, _Fault("drop", times, skip=skip, after_processing=after_processing))
 
     def stall(
-        self, route: Route, seconds: float, *, times: int = 1, after_processing: bool = False
+        self,
+        route: Route,
+        seconds: float,
+        *,
+        times: int = 1,
+        skip: int = 0,
+        after_processing: bool = False,
     ) -> None:
-        """Wait ``seconds`` before handling the next ``times`` requests to ``route``
-        (with ``after_processing``: handle them, then wait before answering).
+        """Wait ``seconds`` before handling the next ``times`` requests to ``route``, after
+        letting ``skip`` through (with ``after_processing``: handle them, then wait before
+        answering).
 
         ``reset()`` and ``stop()`` cut the wait short; a request whose wait was cut short before
         processing is dropped unprocessed."""
         if seconds < 0:
             raise ValueError("seconds must not be negative.")
         self._add_fault(
-            route, _Fault("stall", times, seconds=seconds, after_processing=after_processing)
+            route,
+            _Fault("stall", times, skip=skip, seconds=seconds, after_processing=after_processing),
         )
 
-    def trickle(self, route: Route, bytes_per_second: int, *, times: int = 1) -> None:
-        """Send the answers of the next ``times`` requests to ``route`` at ``bytes_per_second``."""
+    def trickle(
+        self, route: Route, bytes_per_second: int, *, times: int = 1, skip: int = 0
+    ) -> None:
+        """Send the answers of the next ``times`` requests to ``route`` at ``bytes_per_second``
+        (after letting ``skip`` through at full speed)."""
         if bytes_per_second < 1:
             raise ValueError("bytes_per_second must be at least 1.")
-        self._add_fault(route, _Fault("trickle", times, bytes_per_second=bytes_per_second))
+        self._add_fault(
+            route, _Fault("trickle", times, skip=skip, bytes_per_second=bytes_per_second)
+        )
 
     def _take_fault(self, route: str | None) -> _Fault | None:
         if route is None:
@@ -873,6 +896,9 @@ class FakeImageKitServer:
             if not queue:
                 return None
             fault = queue[0]
+            if fault.skip > 0:
+                fault.skip -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining == 0:
                 queue.pop(0)

@@ -1,7 +1,7 @@
 """``manage.py imagekit_diagnose``: is this project's media really going to ImageKit?
 
 Thin on purpose: it parses the arguments, runs :func:`django_imagekit_storage.diagnose.
-run_diagnose` and renders its report. Exit status 0 when every step passed; otherwise it
+run_diagnose` and shows its report with :mod:`django_imagekit_storage.diagnose_output`. Exit status 0 when every step passed; otherwise it
 raises ``CommandError`` with ``returncode=1``, which ``manage.py`` turns into exit status 1
 and ``call_command`` lets through to the caller.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_imagekit_storage.diagnose import (
+from django_imagekit_storage.diagnose import run_diagnose
+from django_imagekit_storage.diagnose_output import (
     encodable,
     render_text,
     report_to_dict,
-    run_diagnose,
     stream_supports,
     stream_wants_colour,
     unicode_marks,
