@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import IO, TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
 import httpcore
 import httpx
@@ -119,6 +119,7 @@ class RemoteFile:
 class _Deadline:
     end: float  # time.monotonic()
     seconds: float  # the whole budget, for messages
+    setting: str  # the option that sets it, for messages
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -131,11 +132,11 @@ _CURRENT_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.Contex
 
 
 @contextlib.contextmanager
-def _deadline(budget: float) -> Iterator[_Deadline]:
+def _deadline(budget: float, setting: str) -> Iterator[_Deadline]:
     """Run the block under a deadline ``budget`` seconds from now, or under the
     enclosing call's deadline if that ends sooner."""
     outer = _CURRENT_DEADLINE.get()
-    deadline = _Deadline(time.monotonic() + budget, budget)
+    deadline = _Deadline(time.monotonic() + budget, budget, setting)
     if outer is not None and outer.end < deadline.end:
         deadline = outer
     token = _CURRENT_DEADLINE.set(deadline)
@@ -587,6 +588,14 @@ class ImageKitClient:
         if sdk is not None:
             sdk.close()
 
+    @contextlib.contextmanager
+    def deadline(self, setting: Literal["timeout", "upload_timeout"]) -> Iterator[None]:
+        """Run several calls (a storage's ``save()``: a search, then an upload) under one
+        deadline of ``setting`` seconds: each call inside ends by it, or by its own
+        deadline if that comes first. Nested, the sooner deadline wins."""
+        with _deadline(getattr(self.settings, setting), setting):
+            yield
+
     # --- the retry loop -----------------------------------------------------------------
 
     def _run(
@@ -600,7 +609,8 @@ class ImageKitClient:
     ) -> _T:
         """Call ``attempt_fn`` until it succeeds, a failure is final, the retries are used
         up, or the deadline passes. A call inside another one keeps the outer deadline."""
-        with _deadline(budget) as deadline:
+        setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
+        with _deadline(budget, setting) as deadline:
             return self._loop(operation, name, deadline, attempt_fn, can_retry)
 
     def _loop(
@@ -618,7 +628,7 @@ class ImageKitClient:
             remaining = deadline.remaining()
             if remaining <= 0:
                 if last is not None and not last.timeout:
-                    raise self._final(operation, name, last, number - 1) from last.error
+                    raise self._final(operation, name, last, number - 1) from self._cause(last)
                 raise self._timeout(operation, name, deadline, number - 1)
             logger.debug(
                 "ImageKit %s of %r: attempt %d of %d (%.2f s left)",
@@ -638,13 +648,12 @@ class ImageKitClient:
                 _HTTPStatusError,
             ) as exc:
                 failure = _classify(exc)
-            error = failure.error
             last = failure
             maybe_processed = maybe_processed or failure.maybe_processed
             if failure.timeout and deadline.remaining() <= 0:
-                raise self._timeout(operation, name, deadline, number) from error
+                raise self._timeout(operation, name, deadline, number) from self._cause(failure)
             if not failure.retryable or number == attempts:
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             delay = self._delay(number - 1, failure)
             if delay + _MIN_ATTEMPT >= deadline.remaining():
                 # No time for the wait and another attempt: ImageKit's last answer is
@@ -658,7 +667,7 @@ class ImageKitClient:
                     delay,
                     deadline.seconds,
                 )
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             if not can_retry():
                 logger.warning(
                     "ImageKit %s of %r: %s, and the content cannot be read again to retry",
@@ -666,7 +675,7 @@ class ImageKitClient:
                     name,
                     failure.describe(),
                 )
-                raise self._final(operation, name, failure, number) from error
+                raise self._final(operation, name, failure, number) from self._cause(failure)
             logger.warning(
                 "ImageKit %s of %r: attempt %d of %d got %s; retrying in %.2f s",
                 operation,
@@ -687,6 +696,15 @@ class ImageKitClient:
             return failure.retry_after if failure.retry_after <= MAX_RETRY_AFTER else math.inf
         backoff = min(self.backoff_max, self.backoff_initial * 2.0**retry)
         return backoff * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
+
+    def _cause(self, failure: _Failure) -> Exception | None:
+        """The SDK's error, to chain to ours, unless it repeats the key (its message
+        quotes ImageKit's answer): a traceback would print it where ours is redacted."""
+        error = failure.error
+        key = self.settings.private_key
+        if key in str(error) or key in repr(getattr(error, "body", None)):
+            return None
+        return error
 
     def _redact(self, text: str | None) -> str | None:
         if text is None:
@@ -740,10 +758,9 @@ class ImageKitClient:
     def _timeout(
         self, operation: str, name: str, deadline: _Deadline, attempts: int
     ) -> ImageKitTimeoutError:
-        setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
         error = ImageKitTimeoutError(
             f"did not finish within its {deadline.seconds:g} s deadline ({attempts} "
-            f"attempt{'s' if attempts != 1 else ''}); raise {setting} if ImageKit is slow "
+            f"attempt{'s' if attempts != 1 else ''}); raise {deadline.setting} if ImageKit is slow "
             "from here",
             operation=operation,
             name=name,
@@ -1053,7 +1070,7 @@ class ImageKitClient:
         if ImageKit pages the answer), all pages within one ``timeout`` deadline."""
         folder, file_name = _split(path)
         query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout):
+        with _deadline(self.settings.timeout, "timeout"):
             for remote in self._files_in("search", path, query):
                 if remote.path == path:
                     return remote
@@ -1065,7 +1082,7 @@ class ImageKitClient:
         folder costs no extra request."""
         folder, file_name = _split(path)
         query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout):
+        with _deadline(self.settings.timeout, "timeout"):
             for page in self._pages("search", path, query):
                 for item in page:
                     if item.get("type") == "folder":

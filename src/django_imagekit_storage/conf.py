@@ -340,7 +340,8 @@ OPTIONS: Final[Mapping[str, Option]] = MappingProxyType(
                 "upload_timeout",
                 25.0,
                 _positive_seconds,
-                "The same deadline for an upload or a download, which move whole files.",
+                "The same deadline for an upload or a download, which move whole files; it "
+                "bounds a whole save() (with the exact mode's exists() searches).",
             ),
             _option(
                 "max_retries",

@@ -173,6 +173,24 @@ def _unique_name(name: str, max_length: int | None) -> str:
     return f"{prefix}{stem}_{_random_suffix()}{ext}"
 
 
+#: Django's alternative names add ``_`` and 7 random characters to the stem.
+_DJANGO_SUFFIX_LENGTH: Final = 8
+
+
+def _check_alternative_fits(name: str, max_length: int) -> None:
+    """``SuspiciousFileOperation`` if no alternative name Django could make for ``name``
+    (its stem cut to at least one character, plus its suffix) fits in ``max_length``."""
+    dir_name, _, base = name.rpartition("/")
+    _, ext = _split_ext(base)
+    prefix = f"{dir_name}/" if dir_name else ""
+    if len(prefix) + 1 + _DJANGO_SUFFIX_LENGTH + len(ext) > max_length:
+        raise SuspiciousFileOperation(
+            f"Storage can not find an available filename for {name!r}: it is longer than "
+            f"max_length={max_length}, and no shortened name fits. Allow a longer "
+            "max_length on the field, or use a shorter upload_to."
+        )
+
+
 # --- the lazy File -------------------------------------------------------------------
 
 
@@ -542,6 +560,9 @@ class ImageKitStorage(Storage):
             return self._fit_exact(name, max_length)
         if self.settings.use_unique_file_name:
             return _unique_name(name, max_length)
+        if max_length is not None and len(name) > max_length:
+            # Django would search for this name before finding that no alternative fits.
+            _check_alternative_fits(name, max_length)
         return super().get_available_name(name, max_length=max_length)
 
     @staticmethod
@@ -575,7 +596,10 @@ class ImageKitStorage(Storage):
         # _save may have to pick another name; it needs the field's max_length for that.
         token = _max_length.set(max_length)
         try:
-            return super().save(name, content, max_length=max_length)
+            # One deadline for the whole save: the exact mode's exists() searches and
+            # every upload attempt, so a worker's save() never outlasts upload_timeout.
+            with self._client.deadline("upload_timeout"):
+                return super().save(name, content, max_length=max_length)
         finally:
             _max_length.reset(token)
 
@@ -630,7 +654,8 @@ class ImageKitStorage(Storage):
         _check_content(content, name)
         upload = _upload_content(content)
         options = self._checked_upload_options(name, content)
-        stored, remote = self._upload(name, upload, overwrite=overwrite, **options)
+        with self._client.deadline("upload_timeout"):
+            stored, remote = self._upload(name, upload, overwrite=overwrite, **options)
         return self._info(remote, stored)
 
     def _upload(
@@ -705,19 +730,21 @@ class ImageKitStorage(Storage):
             raise ValueError("The name must be given to delete a file.")
         name = _check_file_name(name)
         path = self._full_path(name)
-        entry = self._cache.get(path)
-        remote = self._remote(name)
-        if remote is None:
-            logger.debug("delete of %r: no such file", path)
-            return
-        if self._delete_by_id(remote.file_id, path, remote.size) or remote is not entry:
-            return
-        # The id our own save cached is gone: the file was deleted (and maybe uploaded
-        # again under this name) by someone else. Delete what the name holds now.
-        logger.debug("delete of %r: the cached file id is stale; searching", path)
-        remote = self._client.find(path)
-        if remote is not None:
-            self._delete_by_id(remote.file_id, path, remote.size)
+        # One deadline for the search and the delete(s) together.
+        with self._client.deadline("timeout"):
+            entry = self._cache.get(path)
+            remote = self._remote(name)
+            if remote is None:
+                logger.debug("delete of %r: no such file", path)
+                return
+            if self._delete_by_id(remote.file_id, path, remote.size) or remote is not entry:
+                return
+            # The id our own save cached is gone: the file was deleted (and maybe uploaded
+            # again under this name) by someone else. Delete what the name holds now.
+            logger.debug("delete of %r: the cached file id is stale; searching", path)
+            remote = self._client.find(path)
+            if remote is not None:
+                self._delete_by_id(remote.file_id, path, remote.size)
 
     def delete_file(self, info: FileInfo) -> bool:
         """Delete exactly the file ``info`` describes (from ``stat()`` or ``iter_files()``),
