@@ -40,7 +40,7 @@ $(BIN)/.demo-installed: $(BIN)/python pyproject.toml requirements/demo.txt
 	touch $@
 
 test: $(TOX)
-	$(TOX) run-parallel --parallel auto --parallel-no-spinner --skip-missing-interpreters false
+	$(TOX) run --skip-missing-interpreters false
 
 demo: $(BIN)/.demo-installed
 	$(BIN)/python example/demo.py
