@@ -803,7 +803,9 @@ class ImageKitStorage(Storage):
             raise FileNotFoundError(f"No file named {name!r} in ImageKit.")
         if remote.size is None:
             raise ImageKitStorageError(
-                "ImageKit did not report the file's size", operation="size", name=name
+                "ImageKit did not report the file's size",
+                operation="size",
+                name=self._full_path(name),
             )
         return remote.size
 
@@ -818,7 +820,9 @@ class ImageKitStorage(Storage):
     def _datetime(self, value: datetime | None, name: str, what: str) -> datetime:
         if value is None:
             raise ImageKitStorageError(
-                f"ImageKit did not report the {what} time", operation="stat", name=name
+                f"ImageKit did not report the {what} time",
+                operation="stat",
+                name=self._full_path(name),
             )
         if django_settings.USE_TZ:
             return value
