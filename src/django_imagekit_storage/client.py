@@ -348,10 +348,23 @@ def _strip_slash(path: str) -> str:
     return path.lstrip("/")
 
 
+def _folder_path(folder: str) -> str:
+    """``"media/a"`` -> ``"/media/a/"``, ``""`` -> ``"/"``: a folder as ImageKit writes it."""
+    folder = folder.strip("/")
+    return f"/{folder}/" if folder else "/"
+
+
 def _split(path: str) -> tuple[str, str]:
     """``"media/a/b.jpg"`` -> ``("/media/a/", "b.jpg")``; the folder as ImageKit writes it."""
     folder, _, name = path.rpartition("/")
-    return (f"/{folder}/" if folder else "/"), name
+    return _folder_path(folder), name
+
+
+def _name_search(path: str) -> tuple[dict[str, str], str]:
+    """The ``assets.list`` query for the entries named as ``path`` in its folder (files
+    and folders alike), and that name."""
+    folder, file_name = _split(path)
+    return {"path": folder, "search_query": f"name = {_quote(file_name)}"}, file_name
 
 
 def _quote(value: str) -> str:
@@ -1068,8 +1081,7 @@ class ImageKitClient:
     def find(self, path: str) -> RemoteFile | None:
         """The file stored at exactly ``path``, or None. One search request (more only
         if ImageKit pages the answer), all pages within one ``timeout`` deadline."""
-        folder, file_name = _split(path)
-        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
+        query, _ = _name_search(path)
         with _deadline(self.settings.timeout, "timeout"):
             for remote in self._files_in("search", path, query):
                 if remote.path == path:
@@ -1080,8 +1092,7 @@ class ImageKitClient:
         """Whether a file or a folder is at exactly ``path``: the one search of
         :meth:`find` (ImageKit's ``name`` search matches folders as well as files), so a
         folder costs no extra request."""
-        folder, file_name = _split(path)
-        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
+        query, file_name = _name_search(path)
         with _deadline(self.settings.timeout, "timeout"):
             for page in self._pages("search", path, query):
                 for item in page:
@@ -1106,7 +1117,7 @@ class ImageKitClient:
         """Every file in ``folder`` ("" = the root), in its subfolders too if
         ``recursive``. Paginated; each page request has its own ``timeout`` deadline."""
         folder = folder.strip("/")
-        prefix = f"/{folder}/" if folder else "/"
+        prefix = _folder_path(folder)
         query: dict[str, Any]
         if recursive:
             query = {"search_query": f"path : {_quote(prefix)}"}
@@ -1120,7 +1131,7 @@ class ImageKitClient:
     def list_folders(self, folder: str) -> Iterator[str]:
         """Names of the direct subfolders of ``folder`` ("" = the root)."""
         folder = folder.strip("/")
-        prefix = f"/{folder}/" if folder else "/"
+        prefix = _folder_path(folder)
         for page in self._pages("list", folder, {"path": prefix, "type": "folder"}):
             for item in page:
                 if item.get("type") not in {None, "folder"}:
