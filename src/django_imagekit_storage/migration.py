@@ -223,7 +223,7 @@ def _save_exact(
     return None  # Storage.save() does not say; --verify compares sizes
 
 
-def _describe(error: Exception, name: str, source_size: int, dest_size: object) -> str:
+def _describe(error: Exception, source_size: int, dest_size: object) -> str:
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, (ImageKitFileExistsError, FileExistsError)):
         there = "of unknown size" if dest_size is None else f"of {dest_size} bytes"
@@ -344,7 +344,7 @@ def migrate_files(
             if there is not _MISSING and not overwrite:
                 # What the real run would do: refuse to replace a different file.
                 error = FileExistsError(f"{name!r} already exists at the destination")
-                raise MigrationError(_describe(error, name, size, there))
+                raise MigrationError(_describe(error, size, there))
             return FileResult(name, ref.label, Outcome.WOULD_COPY, size)
         try:
             with source.open(name, "rb") as handle:
@@ -356,7 +356,7 @@ def migrate_files(
             now = _destination_size(destination, name)
             if now == size:
                 return FileResult(name, ref.label, Outcome.PRESENT, size)
-            raise MigrationError(_describe(error, name, size, now)) from error
+            raise MigrationError(_describe(error, size, now)) from error
         if stored is not None and stored != size:
             # The stream ended early or the source changed while it was read.
             raise MigrationError(
