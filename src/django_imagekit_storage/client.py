@@ -615,15 +615,16 @@ class ImageKitClient:
         self,
         operation: str,
         name: str,
-        budget: float,
         attempt_fn: Callable[[_Attempt], _T],
         *,
         can_retry: Callable[[], bool] = lambda: True,
     ) -> _T:
         """Call ``attempt_fn`` until it succeeds, a failure is final, the retries are used
-        up, or the deadline passes. A call inside another one keeps the outer deadline."""
+        up, or the deadline passes: ``upload_timeout`` for an upload or a download (they
+        carry a file), ``timeout`` for the rest. A call inside another one keeps the outer
+        deadline if it is sooner."""
         setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
-        with _deadline(budget, setting) as deadline:
+        with _deadline(getattr(self.settings, setting), setting) as deadline:
             return self._loop(operation, name, deadline, attempt_fn, can_retry)
 
     def _loop(
@@ -918,9 +919,7 @@ class ImageKitClient:
             except (OSError, ValueError):
                 return False
 
-        remote = self._run(
-            operation, path, self.settings.upload_timeout, attempt, can_retry=can_retry
-        )
+        remote = self._run(operation, path, attempt, can_retry=can_retry)
         # DEBUG: the storage logs the one INFO line per upload (and per delete).
         logger.debug(
             "ImageKit upload of %r: %s bytes in %d ms",
@@ -1054,7 +1053,7 @@ class ImageKitClient:
                     )
                 return items, len(data)
 
-            page, sent = self._run(operation, name, self.settings.timeout, attempt)
+            page, sent = self._run(operation, name, attempt)
             yield page
             # Entries sent, not entries kept: a full page with a skipped one is still full.
             if sent < PAGE_SIZE:
@@ -1082,7 +1081,7 @@ class ImageKitClient:
         """The file stored at exactly ``path``, or None. One search request (more only
         if ImageKit pages the answer), all pages within one ``timeout`` deadline."""
         query, _ = _name_search(path)
-        with _deadline(self.settings.timeout, "timeout"):
+        with self.deadline("timeout"):
             for remote in self._files_in("search", path, query):
                 if remote.path == path:
                     return remote
@@ -1093,7 +1092,7 @@ class ImageKitClient:
         :meth:`find` (ImageKit's ``name`` search matches folders as well as files), so a
         folder costs no extra request."""
         query, file_name = _name_search(path)
-        with _deadline(self.settings.timeout, "timeout"):
+        with self.deadline("timeout"):
             for page in self._pages("search", path, query):
                 for item in page:
                     if item.get("type") == "folder":
@@ -1166,7 +1165,7 @@ class ImageKitClient:
                 return False
             return True
 
-        deleted = self._run("delete", path, self.settings.timeout, attempt)
+        deleted = self._run("delete", path, attempt)
         logger.debug(
             "ImageKit delete of %r: %s in %d ms",
             path,
@@ -1222,9 +1221,7 @@ class ImageKitClient:
             except (OSError, ValueError):
                 return False
 
-        written = self._run(
-            "download", path, self.settings.upload_timeout, attempt, can_retry=can_retry
-        )
+        written = self._run("download", path, attempt, can_retry=can_retry)
         logger.info(
             "ImageKit download of %r: %d bytes in %d ms",
             path,
