@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
 from django_imagekit_storage.exceptions import ImageKitFileExistsError, ImageKitStorageError
@@ -181,12 +182,15 @@ class _ExactSaver(Protocol):
 
 def _unstorable(destination: Storage, name: str) -> str | None:
     """Why ``destination`` cannot hold ``name`` exactly (so the row would break), if it can't."""
-    from django_imagekit_storage.storage import ImageKitStorage, imagekit_file_name
+    from django_imagekit_storage.storage import ImageKitStorage, clean_file_name
 
     if not isinstance(destination, ImageKitStorage):
         return None
-    parts = [part for part in name.split("/") if part not in {"", "."}]
-    stored = "/".join(imagekit_file_name(part) for part in parts)
+    try:
+        # The storage's own rule, so the two cannot drift apart.
+        stored = clean_file_name(name)
+    except SuspiciousFileOperation as error:
+        return f"ImageKitStorage refuses this name ({error}); rename the file and its rows first"
     if stored == name:
         return None
     return (

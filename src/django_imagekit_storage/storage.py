@@ -138,9 +138,10 @@ def _check_file_name(name: object) -> str:
     return checked
 
 
-def _clean_file_name(name: object) -> str:
+def clean_file_name(name: object) -> str:
     """A checked name with ImageKit's sanitising applied to every segment, so the name
-    that is uploaded is the name that is stored."""
+    that is uploaded is the name that is stored (``SuspiciousFileOperation`` for a name
+    no method accepts)."""
     return "/".join(imagekit_file_name(part) for part in _check_file_name(name).split("/"))
 
 
@@ -555,7 +556,7 @@ class ImageKitStorage(Storage):
         return imagekit_file_name(get_valid_filename(name))
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         if self.settings.file_overwrite:
             return self._fit_exact(name, max_length)
         if self.settings.use_unique_file_name:
@@ -614,7 +615,7 @@ class ImageKitStorage(Storage):
         return ImageKitFile(name, self, info, mode)
 
     def _save(self, name: str, content: File[Any]) -> str:
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         _check_content(content, name)
         upload = _upload_content(content)
         max_length = _max_length.get()
@@ -650,7 +651,7 @@ class ImageKitStorage(Storage):
 
         Raises ``ImageKitFileExistsError`` if the name is taken and ``overwrite`` is
         false. The name is checked like every other, and sanitised as ImageKit would."""
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         _check_content(content, name)
         upload = _upload_content(content)
         options = self._checked_upload_options(name, content)
