@@ -1065,6 +1065,25 @@ def test_hook_cannot_set_the_storage_flags(server: FakeImageKitServer) -> None:
     assert server.count() == 0
 
 
+class DeadlineHookStorage(ImageKitStorage):
+    def get_upload_options(self, name: str, content: File[Any]) -> dict[str, Any]:
+        return {"timeout": 60, "extra_headers": {"X-A": "b"}}
+
+
+def test_hook_cannot_set_what_the_client_sets_either(server: FakeImageKitServer) -> None:
+    # The request's deadline and headers are the client's: refused like the storage's own
+    # flags (a ValueError before any request), not with another exception type later.
+    storage = DeadlineHookStorage(
+        private_key=server.private_key, url_endpoint=server.url_endpoint, base_url=server.base_url
+    )
+    try:
+        with pytest.raises(ValueError, match="extra_headers, timeout.*upload_timeout"):
+            storage.save("a.txt", ContentFile(b"x"))
+    finally:
+        storage.close()
+    assert server.count() == 0
+
+
 def test_logging_has_sizes_and_no_secret(
     make_storage: MakeStorage, caplog: pytest.LogCaptureFixture
 ) -> None:

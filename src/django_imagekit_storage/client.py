@@ -74,8 +74,9 @@ CONNECT_TIMEOUT: Final = 5.0
 MAX_RETRY_AFTER: Final = 60.0
 # Socket writes are cut into pieces this big so each one is clamped to the deadline.
 _WRITE_PIECE: Final = 64 * 1024
-# Upload kwargs the client sets itself; ``extra`` may not override them.
-_RESERVED_UPLOAD_KWARGS: Final = frozenset(
+#: Upload arguments the client sets itself; ``extra`` (a storage's ``get_upload_options``)
+#: may not override them. The storage refuses them too, before any request.
+RESERVED_UPLOAD_ARGUMENTS: Final = frozenset(
     {
         "file",
         "file_name",
@@ -960,7 +961,7 @@ class ImageKitClient:
         accepted = _sdk_upload_arguments()
         problems = []
         for key in extra:
-            if key in _RESERVED_UPLOAD_KWARGS:
+            if key in RESERVED_UPLOAD_ARGUMENTS:
                 problems.append(f"{key!r} is set by the storage itself")
             elif key not in accepted:
                 problems.append(f"{key!r} is not an argument of the SDK's files.upload")
@@ -968,7 +969,7 @@ class ImageKitClient:
             raise TypeError(
                 "Invalid upload options from get_upload_options(): "
                 + "; ".join(problems)
-                + f". Valid: {', '.join(sorted(accepted - _RESERVED_UPLOAD_KWARGS))}."
+                + f". Valid: {', '.join(sorted(accepted - RESERVED_UPLOAD_ARGUMENTS))}."
             )
         return dict(extra)
 

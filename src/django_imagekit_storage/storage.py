@@ -67,11 +67,6 @@ CACHE_SIZE: Final = 1024
 #: Downloads stay in memory up to this size, then spill to a temporary file.
 SPOOL_MAX_BYTES: Final = 4 * 1024 * 1024
 
-# Keyword arguments of the SDK's upload that the storage itself decides.
-_RESERVED_UPLOAD_OPTIONS: Final = frozenset(
-    {"file", "file_name", "folder", "use_unique_file_name", "overwrite_file"}
-)
-
 # ``max_length`` of the ``save()`` in progress, for names picked again inside ``_save``.
 _max_length: ContextVar[int | None] = ContextVar("imagekit_max_length", default=None)
 
@@ -704,11 +699,16 @@ class ImageKitStorage(Storage):
             raise TypeError(
                 f"get_upload_options() must return a dict, got {type(options).__name__}."
             )
-        reserved = sorted(_RESERVED_UPLOAD_OPTIONS.intersection(options))
+        # The client's own list (imported here: importing the storage does not import the
+        # SDK), so that every argument it sets is refused here alike, before any request.
+        from django_imagekit_storage.client import RESERVED_UPLOAD_ARGUMENTS
+
+        reserved = sorted(RESERVED_UPLOAD_ARGUMENTS.intersection(options))
         if reserved:
             raise ValueError(
                 f"get_upload_options() returned {', '.join(reserved)}, which ImageKitStorage "
-                "sets itself (use the file_overwrite and use_unique_file_name options)."
+                "sets itself: leave it out (the name and overwriting follow the "
+                "file_overwrite and use_unique_file_name options, the deadline upload_timeout)."
             )
         checked = dict(options)
         # Validated like the storage options of the same meaning.
