@@ -1077,7 +1077,7 @@ def test_hook_cannot_set_what_the_client_sets_either(server: FakeImageKitServer)
         private_key=server.private_key, url_endpoint=server.url_endpoint, base_url=server.base_url
     )
     try:
-        with pytest.raises(ValueError, match="extra_headers, timeout.*upload_timeout"):
+        with pytest.raises(ValueError, match=r"extra_headers, timeout.*upload_timeout"):
             storage.save("a.txt", ContentFile(b"x"))
     finally:
         storage.close()
