@@ -25,6 +25,7 @@ from django.test.utils import isolate_apps
 from django_imagekit_storage.checks import check_storages
 from tests import settings as test_settings
 from tests.backends_for_checks import ProjectStorage
+from tests.fake_keys import fake_key
 
 OURS = "django_imagekit_storage.storage.ImageKitStorage"
 OURS_SHORT = "django_imagekit_storage.ImageKitStorage"
@@ -32,7 +33,7 @@ PROJECT = "tests.backends_for_checks.ProjectStorage"
 STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
 IN_MEMORY = "django.core.files.storage.InMemoryStorage"
 # Real-looking keys: ImageKit's shape (prefix, then base64-ish).
-PRIVATE = "private_Lq8sZ3kV0pW7yT2nR5mX9cB1dF4gH6jK="
+PRIVATE = fake_key("private", "Lq8sZ3kV0pW7yT2nR5mX9cB1dF4gH6jK=")
 PUBLIC = "public_Ab3dE9xQzLmN0pQrStUvWxYz12345="
 ENDPOINT = "https://ik.imagekit.io/demo"
 VALID = {"private_key": PRIVATE, "url_endpoint": ENDPOINT}
@@ -671,7 +672,7 @@ class TestSecrets:
     def test_no_message_contains_a_key(
         self, settings: Settings, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        other_private = "private_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0F="
+        other_private = fake_key("private", "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0F=")
         monkeypatch.setenv("IMAGEKIT_PUBLIC_KEY", other_private)
         settings.IMAGEKIT_PRIVATE_KEY = f"  {PUBLIC}  "
         settings.STORAGES = storages(

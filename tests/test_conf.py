@@ -23,8 +23,9 @@ from django_imagekit_storage.conf import (
     unknown_options,
 )
 from django_imagekit_storage.exceptions import ImageKitStorageError, ImageKitTimeoutError
+from tests.fake_keys import fake_key
 
-SENTINEL_KEY = "private_SENTINEL0123456789abcdefSECRET="
+SENTINEL_KEY = fake_key("private", "SENTINEL0123456789abcdefSECRET=")
 REQUIRED = {"private_key": SENTINEL_KEY, "url_endpoint": "https://ik.imagekit.io/demo"}
 
 

@@ -23,12 +23,13 @@ from django_imagekit_storage.diagnose_output import (
 )
 from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
+from tests.fake_keys import fake_key
 
 BACKEND = "django_imagekit_storage.ImageKitStorage"
 # Shaped like real ImageKit keys, so a leak of any part of them would show.
-PRIVATE_KEY = "private_Q2x8LmTz0R7vKp4YwN9bHs3cJf6D="
+PRIVATE_KEY = fake_key("private", "Q2x8LmTz0R7vKp4YwN9bHs3cJf6D=")
 PUBLIC_KEY = "public_Hn5Vb2Kq8ZsW1xLr7TgY4mPc0Ej9="
-WRONG_KEY = "private_Wr0ngK3yZa8bX2cV7nM4qL1pT6s="
+WRONG_KEY = fake_key("private", "Wr0ngK3yZa8bX2cV7nM4qL1pT6s=")
 
 
 def diagnose(*args: str, stdout: object = None) -> tuple[str, int, str]:
@@ -434,7 +435,7 @@ def test_checks_step_lists_only_this_librarys_messages(configured, settings):
 
 
 def test_checks_step_fails_on_a_library_warning(configured, settings):
-    settings.IMAGEKIT_PUBLIC_KEY = "private_Sw4pp3dK3yXy9zQ2wE5rT8uI1oP="  # W003
+    settings.IMAGEKIT_PUBLIC_KEY = fake_key("private", "Sw4pp3dK3yXy9zQ2wE5rT8uI1oP=")  # W003
     document = json.loads(diagnose("--json", "--skip-upload")[0])
     checks_step = step(document, "checks")
     assert checks_step["status"] == "failed"
@@ -443,7 +444,7 @@ def test_checks_step_fails_on_a_library_warning(configured, settings):
 
 
 def test_silenced_checks_do_not_fail(configured, settings):
-    settings.IMAGEKIT_PUBLIC_KEY = "private_Sw4pp3dK3yXy9zQ2wE5rT8uI1oP="
+    settings.IMAGEKIT_PUBLIC_KEY = fake_key("private", "Sw4pp3dK3yXy9zQ2wE5rT8uI1oP=")
     settings.SILENCED_SYSTEM_CHECKS = ["django_imagekit_storage.W003"]
     document = json.loads(diagnose("--json", "--skip-upload")[0])
     assert step(document, "checks")["status"] == "passed"

@@ -40,9 +40,10 @@ from django_imagekit_storage.exceptions import (
 )
 from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
+from tests.fake_keys import fake_key
 
 # Shaped like a real ImageKit key.
-SENTINEL = "private_Sn7Lq2Xw9Vt4Kb8Rz1Mc6Hd3Jf0Y="
+SENTINEL = fake_key("private", "Sn7Lq2Xw9Vt4Kb8Rz1Mc6Hd3Jf0Y=")
 BACKEND = "django_imagekit_storage.storage.ImageKitStorage"
 
 
