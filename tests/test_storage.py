@@ -1065,6 +1065,25 @@ def test_hook_cannot_set_the_storage_flags(server: FakeImageKitServer) -> None:
     assert server.count() == 0
 
 
+class DeadlineHookStorage(ImageKitStorage):
+    def get_upload_options(self, name: str, content: File[Any]) -> dict[str, Any]:
+        return {"timeout": 60, "extra_headers": {"X-A": "b"}}
+
+
+def test_hook_cannot_set_what_the_client_sets_either(server: FakeImageKitServer) -> None:
+    # The request's deadline and headers are the client's: refused like the storage's own
+    # flags (a ValueError before any request), not with another exception type later.
+    storage = DeadlineHookStorage(
+        private_key=server.private_key, url_endpoint=server.url_endpoint, base_url=server.base_url
+    )
+    try:
+        with pytest.raises(ValueError, match=r"extra_headers, timeout.*upload_timeout"):
+            storage.save("a.txt", ContentFile(b"x"))
+    finally:
+        storage.close()
+    assert server.count() == 0
+
+
 def test_logging_has_sizes_and_no_secret(
     make_storage: MakeStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1443,3 +1462,29 @@ def test_unique_mode_draws_again_on_a_collision(
     assert server.files["/media/a_AAAAAAAAA.txt"].data == b"theirs"
     assert server.files["/media/a_BBBBBBBBB.txt"].data == b"ours"
     assert server.count("upload") == 2
+
+
+def test_every_error_names_the_media_library_path_with_location(
+    make_storage: MakeStorage, server: FakeImageKitServer
+) -> None:
+    import httpx
+
+    from django_imagekit_storage.client import ImageKitClient
+
+    storage = make_storage(location="media", file_overwrite=True, max_retries=0)
+    server.fail("upload", 500)
+    # An error the client raises, and ones the storage raises itself, name one path.
+    with pytest.raises(ImageKitStorageError) as from_client:
+        storage.save("a.txt", ContentFile(b"ours"))
+    assert from_client.value.name == "media/a.txt"
+
+    entry = {"type": "file", "fileId": "id1", "filePath": "/media/a.txt", "name": "a.txt"}
+    storage._client_instance = ImageKitClient(
+        storage.settings,
+        _transport=httpx.MockTransport(lambda request: httpx.Response(200, json=[entry])),
+    )
+    for call in (storage.size, storage.get_created_time):
+        with pytest.raises(ImageKitStorageError) as from_storage:
+            call("a.txt")
+        assert from_storage.value.name == "media/a.txt"
+        assert "'media/a.txt'" in str(from_storage.value)

@@ -74,8 +74,9 @@ CONNECT_TIMEOUT: Final = 5.0
 MAX_RETRY_AFTER: Final = 60.0
 # Socket writes are cut into pieces this big so each one is clamped to the deadline.
 _WRITE_PIECE: Final = 64 * 1024
-# Upload kwargs the client sets itself; ``extra`` may not override them.
-_RESERVED_UPLOAD_KWARGS: Final = frozenset(
+#: Upload arguments the client sets itself; ``extra`` (a storage's ``get_upload_options``)
+#: may not override them. The storage refuses them too, before any request.
+RESERVED_UPLOAD_ARGUMENTS: Final = frozenset(
     {
         "file",
         "file_name",
@@ -348,10 +349,23 @@ def _strip_slash(path: str) -> str:
     return path.lstrip("/")
 
 
+def _folder_path(folder: str) -> str:
+    """``"media/a"`` -> ``"/media/a/"``, ``""`` -> ``"/"``: a folder as ImageKit writes it."""
+    folder = folder.strip("/")
+    return f"/{folder}/" if folder else "/"
+
+
 def _split(path: str) -> tuple[str, str]:
     """``"media/a/b.jpg"`` -> ``("/media/a/", "b.jpg")``; the folder as ImageKit writes it."""
     folder, _, name = path.rpartition("/")
-    return (f"/{folder}/" if folder else "/"), name
+    return _folder_path(folder), name
+
+
+def _name_search(path: str) -> tuple[dict[str, str], str]:
+    """The ``assets.list`` query for the entries named as ``path`` in its folder (files
+    and folders alike), and that name."""
+    folder, file_name = _split(path)
+    return {"path": folder, "search_query": f"name = {_quote(file_name)}"}, file_name
 
 
 def _quote(value: str) -> str:
@@ -602,15 +616,16 @@ class ImageKitClient:
         self,
         operation: str,
         name: str,
-        budget: float,
         attempt_fn: Callable[[_Attempt], _T],
         *,
         can_retry: Callable[[], bool] = lambda: True,
     ) -> _T:
         """Call ``attempt_fn`` until it succeeds, a failure is final, the retries are used
-        up, or the deadline passes. A call inside another one keeps the outer deadline."""
+        up, or the deadline passes: ``upload_timeout`` for an upload or a download (they
+        carry a file), ``timeout`` for the rest. A call inside another one keeps the outer
+        deadline if it is sooner."""
         setting = "upload_timeout" if operation in {"upload", "download"} else "timeout"
-        with _deadline(budget, setting) as deadline:
+        with _deadline(getattr(self.settings, setting), setting) as deadline:
             return self._loop(operation, name, deadline, attempt_fn, can_retry)
 
     def _loop(
@@ -905,9 +920,7 @@ class ImageKitClient:
             except (OSError, ValueError):
                 return False
 
-        remote = self._run(
-            operation, path, self.settings.upload_timeout, attempt, can_retry=can_retry
-        )
+        remote = self._run(operation, path, attempt, can_retry=can_retry)
         # DEBUG: the storage logs the one INFO line per upload (and per delete).
         logger.debug(
             "ImageKit upload of %r: %s bytes in %d ms",
@@ -948,7 +961,7 @@ class ImageKitClient:
         accepted = _sdk_upload_arguments()
         problems = []
         for key in extra:
-            if key in _RESERVED_UPLOAD_KWARGS:
+            if key in RESERVED_UPLOAD_ARGUMENTS:
                 problems.append(f"{key!r} is set by the storage itself")
             elif key not in accepted:
                 problems.append(f"{key!r} is not an argument of the SDK's files.upload")
@@ -956,7 +969,7 @@ class ImageKitClient:
             raise TypeError(
                 "Invalid upload options from get_upload_options(): "
                 + "; ".join(problems)
-                + f". Valid: {', '.join(sorted(accepted - _RESERVED_UPLOAD_KWARGS))}."
+                + f". Valid: {', '.join(sorted(accepted - RESERVED_UPLOAD_ARGUMENTS))}."
             )
         return dict(extra)
 
@@ -1041,7 +1054,7 @@ class ImageKitClient:
                     )
                 return items, len(data)
 
-            page, sent = self._run(operation, name, self.settings.timeout, attempt)
+            page, sent = self._run(operation, name, attempt)
             yield page
             # Entries sent, not entries kept: a full page with a skipped one is still full.
             if sent < PAGE_SIZE:
@@ -1068,9 +1081,8 @@ class ImageKitClient:
     def find(self, path: str) -> RemoteFile | None:
         """The file stored at exactly ``path``, or None. One search request (more only
         if ImageKit pages the answer), all pages within one ``timeout`` deadline."""
-        folder, file_name = _split(path)
-        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout, "timeout"):
+        query, _ = _name_search(path)
+        with self.deadline("timeout"):
             for remote in self._files_in("search", path, query):
                 if remote.path == path:
                     return remote
@@ -1080,9 +1092,8 @@ class ImageKitClient:
         """Whether a file or a folder is at exactly ``path``: the one search of
         :meth:`find` (ImageKit's ``name`` search matches folders as well as files), so a
         folder costs no extra request."""
-        folder, file_name = _split(path)
-        query = {"path": folder, "search_query": f"name = {_quote(file_name)}"}
-        with _deadline(self.settings.timeout, "timeout"):
+        query, file_name = _name_search(path)
+        with self.deadline("timeout"):
             for page in self._pages("search", path, query):
                 for item in page:
                     if item.get("type") == "folder":
@@ -1106,7 +1117,7 @@ class ImageKitClient:
         """Every file in ``folder`` ("" = the root), in its subfolders too if
         ``recursive``. Paginated; each page request has its own ``timeout`` deadline."""
         folder = folder.strip("/")
-        prefix = f"/{folder}/" if folder else "/"
+        prefix = _folder_path(folder)
         query: dict[str, Any]
         if recursive:
             query = {"search_query": f"path : {_quote(prefix)}"}
@@ -1120,7 +1131,7 @@ class ImageKitClient:
     def list_folders(self, folder: str) -> Iterator[str]:
         """Names of the direct subfolders of ``folder`` ("" = the root)."""
         folder = folder.strip("/")
-        prefix = f"/{folder}/" if folder else "/"
+        prefix = _folder_path(folder)
         for page in self._pages("list", folder, {"path": prefix, "type": "folder"}):
             for item in page:
                 if item.get("type") not in {None, "folder"}:
@@ -1155,7 +1166,7 @@ class ImageKitClient:
                 return False
             return True
 
-        deleted = self._run("delete", path, self.settings.timeout, attempt)
+        deleted = self._run("delete", path, attempt)
         logger.debug(
             "ImageKit delete of %r: %s in %d ms",
             path,
@@ -1211,9 +1222,7 @@ class ImageKitClient:
             except (OSError, ValueError):
                 return False
 
-        written = self._run(
-            "download", path, self.settings.upload_timeout, attempt, can_retry=can_retry
-        )
+        written = self._run("download", path, attempt, can_retry=can_retry)
         logger.info(
             "ImageKit download of %r: %d bytes in %d ms",
             path,

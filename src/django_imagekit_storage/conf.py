@@ -443,12 +443,17 @@ def validate_value(name: str, found: FoundValue) -> object:
     """Parse a value found by ``find_value`` exactly as the storage would. Returns the
     parsed value, or an ``InvalidOptionValue`` when the storage would refuse it; never
     raises. Defaults (``REQUIRED`` included) are returned as they are."""
-    if found.source == "default":
-        return found.value
     try:
-        return OPTIONS[name].parse(found.value, _describe(found, name))
+        return _parse(name, found)
     except ImproperlyConfigured as error:
         return InvalidOptionValue(name, found.source, found.origin_name, str(error))
+
+
+def _parse(name: str, found: FoundValue) -> object:
+    # Defaults are trusted as they are (REQUIRED included: the callers report it).
+    if found.source == "default":
+        return found.value
+    return OPTIONS[name].parse(found.value, _describe(found, name))
 
 
 def closest_option(name: str) -> str | None:
@@ -505,10 +510,7 @@ def resolve_options(
         found = find_value(name, options, settings=settings, environ=environ)
         if found.value is REQUIRED:
             raise ImproperlyConfigured(_missing_message(option))
-        if found.source == "default":
-            values[name] = found.value
-        else:
-            values[name] = option.parse(found.value, _describe(found, name))
+        values[name] = _parse(name, found)
 
     if values["signed_urls"] is None:
         values["signed_urls"] = values["private_files"]

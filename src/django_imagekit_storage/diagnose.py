@@ -362,7 +362,12 @@ def _names_imagekit(backend: object) -> bool:
         cls = import_string(backend)
     except (ImportError, ImproperlyConfigured):
         return False
-    return isinstance(cls, type) and any(_qualified(c) == _STORAGE_CLASS for c in cls.__mro__)
+    return isinstance(cls, type) and _is_imagekit_class(cls)
+
+
+def _is_imagekit_class(cls: type) -> bool:
+    # By name, as the checks do: another backend must not make us import storage.py.
+    return any(_qualified(klass) == _STORAGE_CLASS for klass in cls.__mro__)
 
 
 def _imagekit_configured(options: Mapping[str, object], environ: Mapping[str, str]) -> bool:
@@ -441,7 +446,7 @@ def _backend(context: _Context, step: _Step) -> None:
     if storage is None:
         return
     context.storage = storage
-    context.is_imagekit = any(_qualified(c) == _STORAGE_CLASS for c in type(storage).__mro__)
+    context.is_imagekit = _is_imagekit_class(type(storage))
     if context.is_imagekit:
         _describe_settings(step, storage)
     else:

@@ -1,8 +1,8 @@
 """Every exception this library raises on purpose.
 
 API failures are ``ImageKitStorageError`` or a subclass and carry what a person needs to
-act: the HTTP status, ImageKit's own message and help text, the operation and the file
-name. No exception text ever contains a key.
+act: the HTTP status, ImageKit's own message and help text, the operation and the
+media-library path. No exception text ever contains a key.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class ImageKitStorageError(Exception):
 
     Attributes are ``None`` where unknown: ``status_code`` (HTTP status), ``message`` and
     ``help`` (ImageKit's own words), ``operation`` (e.g. ``"upload"``) and ``name`` (the
-    file name the storage was asked about).
+    media-library path the call was about, the storage's ``location`` included, so that
+    it can be looked up in ImageKit as it is).
     """
 
     def __init__(

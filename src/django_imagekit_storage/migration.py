@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
 from django_imagekit_storage.exceptions import ImageKitFileExistsError, ImageKitStorageError
@@ -181,12 +182,15 @@ class _ExactSaver(Protocol):
 
 def _unstorable(destination: Storage, name: str) -> str | None:
     """Why ``destination`` cannot hold ``name`` exactly (so the row would break), if it can't."""
-    from django_imagekit_storage.storage import ImageKitStorage, imagekit_file_name
+    from django_imagekit_storage.storage import ImageKitStorage, clean_file_name
 
     if not isinstance(destination, ImageKitStorage):
         return None
-    parts = [part for part in name.split("/") if part not in {"", "."}]
-    stored = "/".join(imagekit_file_name(part) for part in parts)
+    try:
+        # The storage's own rule, so the two cannot drift apart.
+        stored = clean_file_name(name)
+    except SuspiciousFileOperation as error:
+        return f"ImageKitStorage refuses this name ({error}); rename the file and its rows first"
     if stored == name:
         return None
     return (
@@ -223,7 +227,7 @@ def _save_exact(
     return None  # Storage.save() does not say; --verify compares sizes
 
 
-def _describe(error: Exception, name: str, source_size: int, dest_size: object) -> str:
+def _describe(error: Exception, source_size: int, dest_size: object) -> str:
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, (ImageKitFileExistsError, FileExistsError)):
         there = "of unknown size" if dest_size is None else f"of {dest_size} bytes"
@@ -344,7 +348,7 @@ def migrate_files(
             if there is not _MISSING and not overwrite:
                 # What the real run would do: refuse to replace a different file.
                 error = FileExistsError(f"{name!r} already exists at the destination")
-                raise MigrationError(_describe(error, name, size, there))
+                raise MigrationError(_describe(error, size, there))
             return FileResult(name, ref.label, Outcome.WOULD_COPY, size)
         try:
             with source.open(name, "rb") as handle:
@@ -356,7 +360,7 @@ def migrate_files(
             now = _destination_size(destination, name)
             if now == size:
                 return FileResult(name, ref.label, Outcome.PRESENT, size)
-            raise MigrationError(_describe(error, name, size, now)) from error
+            raise MigrationError(_describe(error, size, now)) from error
         if stored is not None and stored != size:
             # The stream ended early or the source changed while it was read.
             raise MigrationError(

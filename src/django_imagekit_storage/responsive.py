@@ -355,10 +355,18 @@ def _fixed(steps: list[dict[str, object]]) -> bool:
     return _given(first, "height")
 
 
-def _candidates(steps: list[dict[str, object]], source: _Source, widths: object) -> tuple[int, ...]:
+def _given_widths(widths: object) -> tuple[int, ...] | None:
+    """The caller's ``widths`` parsed, ``None`` if not given. Parsed before anything else,
+    so that a mistake fails on every storage, not only in production."""
+    return parse_widths(widths) if widths is not None and widths != "" else None
+
+
+def _candidates(
+    steps: list[dict[str, object]], source: _Source, widths: tuple[int, ...] | None
+) -> tuple[int, ...]:
     requested = _positive_int(steps[0].get("width")) if steps else None
-    if widths is not None and widths != "":
-        chosen = parse_widths(widths)
+    if widths is not None:
+        chosen = widths
     elif requested:
         chosen = (requested, requested * 2)  # 1x and 2x screens
     else:
@@ -403,12 +411,11 @@ def image_url(
 def _srcset(
     source: _Source, steps: list[dict[str, object]], widths: object, expire: int | None
 ) -> str:
-    if widths is not None and widths != "":
-        parse_widths(widths)  # a mistake fails on every storage, not only in production
+    given = _given_widths(widths)
     steps = _derive_width(steps, source)
     if not source.imagekit or _fixed(steps):
         return ""
-    return _join_srcset(_candidate_urls(source, steps, _candidates(steps, source, widths), expire))
+    return _join_srcset(_candidate_urls(source, steps, _candidates(steps, source, given), expire))
 
 
 def _candidate_urls(
@@ -466,8 +473,7 @@ def _image_data(
     sizes: str | None,
     expire: int | None,
 ) -> ImageData:
-    if widths is not None and widths != "":
-        parse_widths(widths)  # a mistake fails on every storage, not only in production
+    given = _given_widths(widths)
     steps = _derive_width(steps, source)
     first = steps[0] if steps else {}
     requested = _positive_int(first.get("width"))
@@ -480,7 +486,7 @@ def _image_data(
             width, height = _output_size(first, source, requested)
         url = _url(source, steps if source.imagekit else [], expire)
         return {"url": url, "srcset": "", "sizes": "", "width": width, "height": height}
-    urls = _candidate_urls(source, steps, _candidates(steps, source, widths), expire)
+    urls = _candidate_urls(source, steps, _candidates(steps, source, given), expire)
     src_width = requested or max(urls)
     src_steps = steps if requested else _with_width(steps, src_width)
     if _size_predictable(steps):

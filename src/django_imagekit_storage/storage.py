@@ -67,11 +67,6 @@ CACHE_SIZE: Final = 1024
 #: Downloads stay in memory up to this size, then spill to a temporary file.
 SPOOL_MAX_BYTES: Final = 4 * 1024 * 1024
 
-# Keyword arguments of the SDK's upload that the storage itself decides.
-_RESERVED_UPLOAD_OPTIONS: Final = frozenset(
-    {"file", "file_name", "folder", "use_unique_file_name", "overwrite_file"}
-)
-
 # ``max_length`` of the ``save()`` in progress, for names picked again inside ``_save``.
 _max_length: ContextVar[int | None] = ContextVar("imagekit_max_length", default=None)
 
@@ -138,9 +133,10 @@ def _check_file_name(name: object) -> str:
     return checked
 
 
-def _clean_file_name(name: object) -> str:
+def clean_file_name(name: object) -> str:
     """A checked name with ImageKit's sanitising applied to every segment, so the name
-    that is uploaded is the name that is stored."""
+    that is uploaded is the name that is stored (``SuspiciousFileOperation`` for a name
+    no method accepts)."""
     return "/".join(imagekit_file_name(part) for part in _check_file_name(name).split("/"))
 
 
@@ -555,7 +551,7 @@ class ImageKitStorage(Storage):
         return imagekit_file_name(get_valid_filename(name))
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         if self.settings.file_overwrite:
             return self._fit_exact(name, max_length)
         if self.settings.use_unique_file_name:
@@ -614,7 +610,7 @@ class ImageKitStorage(Storage):
         return ImageKitFile(name, self, info, mode)
 
     def _save(self, name: str, content: File[Any]) -> str:
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         _check_content(content, name)
         upload = _upload_content(content)
         max_length = _max_length.get()
@@ -650,7 +646,7 @@ class ImageKitStorage(Storage):
 
         Raises ``ImageKitFileExistsError`` if the name is taken and ``overwrite`` is
         false. The name is checked like every other, and sanitised as ImageKit would."""
-        name = _clean_file_name(name)
+        name = clean_file_name(name)
         _check_content(content, name)
         upload = _upload_content(content)
         options = self._checked_upload_options(name, content)
@@ -703,11 +699,16 @@ class ImageKitStorage(Storage):
             raise TypeError(
                 f"get_upload_options() must return a dict, got {type(options).__name__}."
             )
-        reserved = sorted(_RESERVED_UPLOAD_OPTIONS.intersection(options))
+        # The client's own list (imported here: importing the storage does not import the
+        # SDK), so that every argument it sets is refused here alike, before any request.
+        from django_imagekit_storage.client import RESERVED_UPLOAD_ARGUMENTS
+
+        reserved = sorted(RESERVED_UPLOAD_ARGUMENTS.intersection(options))
         if reserved:
             raise ValueError(
                 f"get_upload_options() returned {', '.join(reserved)}, which ImageKitStorage "
-                "sets itself (use the file_overwrite and use_unique_file_name options)."
+                "sets itself: leave it out (the name and overwriting follow the "
+                "file_overwrite and use_unique_file_name options, the deadline upload_timeout)."
             )
         checked = dict(options)
         # Validated like the storage options of the same meaning.
@@ -803,7 +804,9 @@ class ImageKitStorage(Storage):
             raise FileNotFoundError(f"No file named {name!r} in ImageKit.")
         if remote.size is None:
             raise ImageKitStorageError(
-                "ImageKit did not report the file's size", operation="size", name=name
+                "ImageKit did not report the file's size",
+                operation="size",
+                name=self._full_path(name),
             )
         return remote.size
 
@@ -818,7 +821,9 @@ class ImageKitStorage(Storage):
     def _datetime(self, value: datetime | None, name: str, what: str) -> datetime:
         if value is None:
             raise ImageKitStorageError(
-                f"ImageKit did not report the {what} time", operation="stat", name=name
+                f"ImageKit did not report the {what} time",
+                operation="stat",
+                name=self._full_path(name),
             )
         if django_settings.USE_TZ:
             return value

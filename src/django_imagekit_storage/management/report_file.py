@@ -10,10 +10,9 @@ from typing import Protocol
 
 from django.core.management.base import CommandError
 
-__all__ = ["check_report_path", "write_report"]
+from django_imagekit_storage.management.exit_status import EXIT_FAILED, EXIT_USAGE
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+__all__ = ["check_report_path", "write_report"]
 
 
 class _Report(Protocol):

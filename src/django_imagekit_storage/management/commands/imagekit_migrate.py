@@ -20,6 +20,11 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.exit_status import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+)
 from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.migration import (
     DEFAULT_WORKERS,
@@ -33,11 +38,6 @@ from django_imagekit_storage.progress import Progress, format_bytes
 
 if TYPE_CHECKING:
     from types import FrameType
-
-#: Exit statuses (also documented in docs/migrating.md).
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _workers(value: str) -> int:

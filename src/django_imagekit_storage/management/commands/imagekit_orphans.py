@@ -19,6 +19,11 @@ from django_imagekit_storage.inventory import (
     discover_fields,
     get_storage,
 )
+from django_imagekit_storage.management.exit_status import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+)
 from django_imagekit_storage.management.report_file import check_report_path, write_report
 from django_imagekit_storage.orphans import OrphanReport, delete_orphans, find_orphans
 from django_imagekit_storage.progress import format_bytes
@@ -27,10 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from django.core.files.storage import Storage
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 #: A century: more than any file's age, and far from the limits of datetime arithmetic.
 MAX_DAYS = 36500
