@@ -673,10 +673,14 @@ def test_palette_source_is_lossless_webp_while_it_has_palette_colours() -> None:
 
 def webp_is_lossless(data: bytes) -> bool:
     """Whether a WEBP file's image chunk is VP8L (lossless) rather than VP8 (lossy)."""
-    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    assert data[:4] == b"RIFF"
+    assert data[8:12] == b"WEBP"
     offset = 12
     while offset + 8 <= len(data):
-        kind, length = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        kind, length = (
+            data[offset : offset + 4],
+            int.from_bytes(data[offset + 4 : offset + 8], "little"),
+        )
         if kind in (b"VP8 ", b"VP8L"):
             return kind == b"VP8L"
         offset += 8 + length + (length & 1)
