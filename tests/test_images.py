@@ -760,6 +760,40 @@ def test_antialiased_logo_keeps_the_smaller_of_lossless_and_lossy() -> None:
         assert result.size <= min(lossy, lossless) * 1.02  # the better of the two, or better
 
 
+def screenshot_like(size: tuple[int, int] = (1200, 800)) -> Image.Image:
+    """Flat panels with hard-edged, text-like boxes in 4 colours: 5 colours in all."""
+    image = Image.new("RGB", size, (245, 245, 245))
+    draw = ImageDraw.Draw(image)
+    rng = random.Random(1)
+    inks = [(20, 20, 20), (30, 110, 220), (200, 40, 40), (120, 120, 120)]
+    for _ in range(size[0] * size[1] // 1200):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        box = (x, y, x + rng.randrange(4, 60), y + rng.randrange(4, 14))
+        draw.rectangle(box, fill=rng.choice(inks))
+    return image
+
+
+def test_graphic_resized_into_many_colours_is_not_tried_lossless(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    image = screenshot_like()
+    data = encode(image, "PNG")
+    with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):
+        exact = optimize_image_from_bytes(data, max_size=None)
+    assert webp_is_lossless(exact.data)
+    assert exact.size * 5 < len(encode(image, "WEBP", quality=80, method=4))  # 5 KB vs 49
+    assert "lossless 1200x800" in caplog.text
+    assert "(2 encodes)" in caplog.text
+    # Resized, antialiasing makes thousands of colours: lossless would be slow (10x lossy)
+    # and bigger (52 KB against 31), so only the lossy encode is made.
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="django_imagekit_storage.images"):
+        resized = optimize_image_from_bytes(data, max_size=500)
+    assert not webp_is_lossless(resized.data)
+    assert "(1 encodes)" in caplog.text
+    assert "graphic" in caplog.text
+
+
 def test_photos_stay_one_lossy_encode_with_exact_alpha(caplog: pytest.LogCaptureFixture) -> None:
     cut_out = photo((400, 300), "RGBA")
     cut_out.putalpha(Image.radial_gradient("L").resize((400, 300)))  # soft-edged cut-out

@@ -68,9 +68,10 @@ WEBP_METHOD_LARGE = 2
 WEBP_METHOD_SMALL = 4
 WEBP_LARGE_PIXELS = 1_000_000
 #: A non-JPEG RGB(A) source with at most this many distinct colours is treated as a graphic
-#: (logo, diagram, flat art): its WEBP outputs are encoded both lossless and lossy and the
-#: smaller kept. Counting stops at the first colour over the limit, so a photo costs
-#: microseconds. 1024 admits antialiased logos (a 3-colour one measured 841 colours).
+#: (logo, diagram, flat art); each of its WEBP outputs that still has at most this many is
+#: encoded both lossless and lossy, and the smaller kept. Counting stops at the first colour
+#: over the limit, so a photo costs microseconds. 1024 admits antialiased logos (a 3-colour
+#: one measured 841 colours).
 GRAPHIC_MAX_COLOURS = 1024
 #: Larger RGB profiles (LUT-based scanner or printer profiles, up to megabytes) are applied
 #: to the pixels, converting them to sRGB, instead of being copied into every output.
@@ -796,10 +797,15 @@ class _Encoder:
         # For WEBP this is the lossy encode; the max_bytes search starts from it.
         first = data = self._save(candidate, spec.quality)
         self.lossless = False
-        if spec.format == "WEBP" and self.graphic:
-            # Graphics are often several times smaller lossless (flat areas), but not always
-            # (resized, antialiased edges add colours; a GIF of a photo): one more encode,
-            # only for graphics, and the smaller is kept. Photos never get here.
+        if (
+            spec.format == "WEBP"
+            and self.graphic
+            and candidate.getcolors(GRAPHIC_MAX_COLOURS) is not None
+        ):
+            # Few colours: lossless is often several times smaller (flat areas) and fast, but
+            # not always (a dithered GIF): one more encode, and the smaller is kept. Resized
+            # into many colours, lossless is slow (10x lossy) and bigger: not tried.
+            # Photos never get here.
             lossless = self._save(candidate, spec.quality, lossless=True)
             if len(lossless) <= len(first):
                 data, self.lossless = lossless, True
