@@ -18,7 +18,7 @@ import posixpath
 import re
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -67,6 +67,12 @@ _ENCODER_MAX_SIDE = {"WEBP": 16383, "JPEG": 65500, "AVIF": 65536}
 WEBP_METHOD_LARGE = 2
 WEBP_METHOD_SMALL = 4
 WEBP_LARGE_PIXELS = 1_000_000
+#: A non-JPEG RGB(A) source with at most this many distinct colours is treated as a graphic
+#: (logo, diagram, flat art); each of its WEBP outputs that still has at most this many is
+#: encoded both lossless and lossy, and the smaller kept. Counting stops at the first colour
+#: over the limit, so a photo costs microseconds. 1024 admits antialiased logos (a 3-colour
+#: one measured 841 colours).
+GRAPHIC_MAX_COLOURS = 1024
 #: Larger RGB profiles (LUT-based scanner or printer profiles, up to megabytes) are applied
 #: to the pixels, converting them to sRGB, instead of being copied into every output.
 #: Display profiles (Display P3, Adobe RGB) are well under 4 KB.
@@ -310,7 +316,7 @@ def optimize_image_variants(
     """
     _check_positive_int("max_pixels", max_pixels)
     _check_specs(specs)
-    buffer = _as_buffer(data)
+    buffer = _as_buffer(data, specs)
 
     decoded = _decode(buffer, specs, max_pixels)
     work, targets = decoded.image, decoded.targets
@@ -325,16 +331,19 @@ def optimize_image_variants(
         if image is None:
             image = work.resize(targets[name], _LANCZOS, reducing_gap=_REDUCING_GAP)
             resized[targets[name]] = image
-        result = _Encoder(spec, decoded).encode(image)
+        encoder = _Encoder(spec, decoded)
+        result = encoder.encode(image)
         _stage(
             "encode",
             started,
-            "%r: %s %dx%d, %d bytes",
+            "%r: %s%s %dx%d, %d bytes (%d encodes)",
             name,
             result.format,
+            " lossless" * encoder.lossless,
             result.width,
             result.height,
             result.size,
+            encoder.encodes,
         )
         results[name] = result
     return {name: results[name] for name in specs}
@@ -351,7 +360,8 @@ class _Decoded:
     targets: dict[str, tuple[int, int]]  # each output's size, by spec name
     metadata: _Metadata
     icc: bytes | None  # the profile outputs carry; None means sRGB
-    palette_source: bool  # P/PA/1 source: a logo or diagram rather than a photo
+    palette_source: bool  # P/PA/1 source
+    graphic: bool  # palette source or few colours: a logo or diagram rather than a photo
 
 
 def _decode(buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int) -> _Decoded:
@@ -390,7 +400,14 @@ def _decode(buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int)
     keep = any(spec.keep_metadata for spec in specs.values())
     metadata = _Metadata.read(im, keep=keep)
     work, palette_source, icc = _normalise_mode(im, metadata.icc)
-    _stage("normalise", started, "%s -> %s", source_mode, work.mode)
+    # Counted before the resize, whose antialiasing adds colours. JPEG's lossy coding leaves
+    # no image with few colours: the photo path skips the count altogether.
+    graphic = palette_source or (
+        not is_jpeg
+        and work.mode in ("RGB", "RGBA")
+        and work.getcolors(GRAPHIC_MAX_COLOURS) is not None
+    )
+    _stage("normalise", started, "%s -> %s%s", source_mode, work.mode, ", graphic" * graphic)
 
     started = time.perf_counter()
     if work.size != request:
@@ -401,7 +418,7 @@ def _decode(buffer: io.BytesIO, specs: Mapping[str, ImageSpec], max_pixels: int)
     if icc is not None and len(icc) > MAX_ICC_BYTES and _icc_space(icc) == b"RGB ":
         work, icc = _rgb_to_srgb(work, icc)
     _stage("resize", started, "to %dx%d, orientation %d, %s", *work.size, orientation, work.mode)
-    return _Decoded(work, targets, metadata, icc, palette_source)
+    return _Decoded(work, targets, metadata, icc, palette_source, graphic)
 
 
 def _stage(stage: str, started: float, message: str, *args: object) -> None:
@@ -410,8 +427,12 @@ def _stage(stage: str, started: float, message: str, *args: object) -> None:
         logger.debug("%s " + message + " in %.1f ms", stage, *args, elapsed)
 
 
-def _as_buffer(data: object) -> io.BytesIO:
+def _as_buffer(data: object, outputs: Iterable[str]) -> io.BytesIO:
     if isinstance(data, bytes | bytearray | memoryview):
+        # Logged first, even for empty input: a second read() of an upload gives b"".
+        if logger.isEnabledFor(logging.DEBUG):
+            names = ", ".join(map(repr, outputs))
+            logger.debug("read %d bytes, outputs %s", memoryview(data).nbytes, names)
         if not len(data):
             raise InvalidImageError("The image is empty (0 bytes); upload a non-empty file")
         return io.BytesIO(data)
@@ -763,26 +784,35 @@ class _Encoder:
         self.exif, self.xmp = _kept_metadata(spec, decoded.metadata)
         self.icc = decoded.icc
         self.palette_source = decoded.palette_source
+        self.graphic = decoded.graphic
         self.encodes = 0
+        self.lossless = False  # what the last encode() chose, for the log
 
     def encode(self, image: Image.Image) -> OptimizedImage:
         spec = self.spec
         prepared = self._prepare(image)
-        # Palette sources (logos, diagrams) are far smaller as lossless WEBP, but only while
-        # they still have palette-like colours: resized, their antialiased edges make lossless
-        # 3-10x bigger than lossy (measured in docs/images.md).
-        lossless = (
-            spec.format == "WEBP" and self.palette_source and prepared.getcolors(256) is not None
-        )
         candidate = prepared
         if spec.format == "PNG" and self.palette_source:
             candidate = _exact_palette(prepared) or prepared  # palette in, palette out
-        data = self._save(candidate, spec.quality, lossless=lossless)
+        # For WEBP this is the lossy encode; the max_bytes search starts from it.
+        first = data = self._save(candidate, spec.quality)
+        self.lossless = False
+        if (
+            spec.format == "WEBP"
+            and self.graphic
+            and candidate.getcolors(GRAPHIC_MAX_COLOURS) is not None
+        ):
+            # Few colours: lossless is often several times smaller (flat areas) and fast, but
+            # not always (a dithered GIF): one more encode, and the smaller is kept. Resized
+            # into many colours, lossless is slow (10x lossy) and bigger: not tried.
+            # Photos never get here.
+            lossless = self._save(candidate, spec.quality, lossless=True)
+            if len(lossless) <= len(first):
+                data, self.lossless = lossless, True
         if spec.max_bytes is not None and len(data) > spec.max_bytes:
             # From the RGB(A) image: resizing a palette image would be nearest-neighbour.
-            prepared, data = self._fit_max_bytes(
-                prepared, None if lossless else data, spec.max_bytes
-            )
+            prepared, data = self._fit_max_bytes(prepared, first, spec.max_bytes)
+            self.lossless = False
             logger.debug("max_bytes %d met after %d encodes", spec.max_bytes, self.encodes)
         mime, extension, _ = _OUTPUT_FORMATS[spec.format]
         return OptimizedImage(
@@ -816,6 +846,11 @@ class _Encoder:
             large = image.width * image.height > WEBP_LARGE_PIXELS
             method = WEBP_METHOD_LARGE if large else WEBP_METHOD_SMALL
             options.update(quality=quality, method=method, lossless=lossless)
+            if self.graphic and not lossless and image.mode == "RGBA":
+                # A graphic's bytes are mostly its antialiased alpha edges, which libwebp
+                # stores losslessly by default: quantise them like the colours. At quality
+                # 80 no alpha value moves by more than 2 (of 255); a 320 px logo is 15% smaller.
+                options["alpha_quality"] = quality
         elif fmt == "AVIF":
             options.update(quality=quality)
         elif image.mode == "P":
@@ -848,12 +883,12 @@ class _Encoder:
     # -- max_bytes
 
     def _fit_max_bytes(
-        self, image: Image.Image, lossy: bytes | None, limit: int
+        self, image: Image.Image, first: bytes, limit: int
     ) -> tuple[Image.Image, bytes]:
-        """Make the output fit; ``lossy`` is the first encode if it was a lossy one."""
+        """Make the output fit; ``first`` is the encode at the spec's quality (lossy)."""
         if self.spec.format == "PNG":
             return self._fit_png(image, limit)
-        return self._fit_lossy(image, lossy, limit)
+        return self._fit_lossy(image, first, limit)
 
     def _best_quality(
         self, image: Image.Image, limit: int, top: bytes | None
