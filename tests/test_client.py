@@ -29,6 +29,7 @@ from django_imagekit_storage.exceptions import (
     ImageKitTimeoutError,
 )
 from django_imagekit_storage.testing import FakeImageKitServer
+from tests.helpers import ForwardOnlyStream
 
 KEY = "private_sentinel_Zq8wX"
 
@@ -558,26 +559,14 @@ def test_client_errors_are_not_retried(
 def test_non_seekable_stream_is_uploaded_but_not_retried(
     client: ImageKitClient, imagekit: FakeImageKitServer
 ) -> None:
-    class Pipe(io.RawIOBase):
-        def __init__(self, data: bytes) -> None:
-            self._data = io.BytesIO(data)
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: Any) -> int:
-            chunk = self._data.read(len(buffer))
-            buffer[: len(chunk)] = chunk
-            return len(chunk)
-
-    upload_file = File(io.BufferedReader(Pipe(b"streamed")), name="p.bin")
+    upload_file = File(io.BufferedReader(ForwardOnlyStream(b"streamed")), name="p.bin")
     client.upload(upload_file, path="pipe/ok.bin", overwrite=False, is_private=False)
     assert imagekit.files["/pipe/ok.bin"].data == b"streamed"
 
     imagekit.fail("upload", 500)
     with pytest.raises(ImageKitStorageError) as caught:
         client.upload(
-            File(io.BufferedReader(Pipe(b"again")), name="p.bin"),
+            File(io.BufferedReader(ForwardOnlyStream(b"again")), name="p.bin"),
             path="pipe/again.bin",
             overwrite=False,
             is_private=False,

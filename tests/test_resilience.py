@@ -7,6 +7,7 @@ to ImageKit is driven through each fault, in each naming mode where names matter
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -26,6 +27,7 @@ from django_imagekit_storage.exceptions import (
 )
 from django_imagekit_storage.storage import ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
+from tests.helpers import ForwardOnlyStream
 
 MakeStorage = Callable[..., ImageKitStorage]
 
@@ -37,26 +39,13 @@ MODES: dict[str, dict[str, Any]] = {
 THERE = b"there bytes"
 
 
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The policy is unchanged; only the waits shrink, to keep the suite quick.
-    monkeypatch.setattr(ImageKitClient, "backoff_initial", 0.001)
+pytestmark = pytest.mark.usefixtures("quick_backoff")
 
 
 @pytest.fixture
-def server(imagekit_server: FakeImageKitServer) -> FakeImageKitServer:
-    return imagekit_server
-
-
-@pytest.fixture
-def make_storage(imagekit_storage_factory: Callable[..., Any]) -> MakeStorage:
-    def make(**options: Any) -> ImageKitStorage:
-        options.setdefault("location", "media")
-        storage = imagekit_storage_factory(**options)
-        assert isinstance(storage, ImageKitStorage)
-        return storage
-
-    return make
+def make_storage(make_storage: MakeStorage) -> MakeStorage:
+    # Every storage here lives under "media", which the checks below rely on.
+    return functools.partial(make_storage, location="media")
 
 
 # Each storage operation that talks to ImageKit, the route whose faults it meets, and a
@@ -457,21 +446,6 @@ def test_bad_names_are_refused_before_any_request(
     assert server.count() == 0
 
 
-class _Pipe(io.RawIOBase):
-    """Can only be read forward, like a socket."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 def _closed() -> File[bytes]:
     closed = File(io.BytesIO(b"data"), name="closed.txt")
     closed.close()
@@ -504,7 +478,7 @@ def test_a_non_seekable_stream_is_saved_whole(
     make_storage: MakeStorage, server: FakeImageKitServer, mode: str
 ) -> None:
     storage = make_storage(**MODES[mode])
-    name = storage.save("piped.bin", File(_Pipe(b"piped" * 1000), name="piped.bin"))
+    name = storage.save("piped.bin", File(ForwardOnlyStream(b"piped" * 1000), name="piped.bin"))
     assert server.files[f"/media/{name}"].data == b"piped" * 1000
     assert server.count("upload") == 1
 
@@ -516,7 +490,7 @@ def test_a_non_seekable_stream_is_not_retried_and_fails_clearly(
     storage = make_storage()
     server.fail("upload", 503)
     with pytest.raises(ImageKitStorageError) as caught:
-        storage.save("piped.bin", File(_Pipe(b"piped" * 1000), name="piped.bin"))
+        storage.save("piped.bin", File(ForwardOnlyStream(b"piped" * 1000), name="piped.bin"))
     assert caught.value.status_code == 503
     assert server.count("upload") == 1
     assert server.files == {}

@@ -12,41 +12,15 @@ import re
 import urllib.error
 import urllib.request
 from html import unescape
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.files.base import ContentFile
-from django.template import Context, Engine
 from imagekitio import ImageKit
 
 from django_imagekit_storage import responsive
+from tests.helpers import render, start_tags
 from tests.responsive_models import Photo
-
-engine = Engine(
-    libraries={"imagekit_storage": "django_imagekit_storage.templatetags.imagekit_storage"}
-)
-
-
-def render(source: str, **context: object) -> str:
-    return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
-
-
-class _StartTags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, dict(attrs)))
-
-
-def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
-    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
-    parser = _StartTags()
-    parser.feed(html)
-    parser.close()
-    return parser.elements
 
 
 def photo_on(storage, name: str = "photos/kitten_Ab3dE9xQz.jpg", size=(1600, 1200)) -> Photo:

@@ -36,6 +36,7 @@ from django_imagekit_storage.exceptions import (
 )
 from django_imagekit_storage.storage import FileInfo, ImageKitStorage
 from django_imagekit_storage.testing import FakeImageKitServer
+from tests.helpers import ForwardOnlyStream
 
 SECRET = "private_SENTINEL_do_not_leak"
 UNIQUE = re.compile(r"_[A-Za-z0-9]{9}")
@@ -44,29 +45,7 @@ DJANGO_51 = django.VERSION >= (5, 1)
 MakeStorage = Callable[..., ImageKitStorage]
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The retry policy is the client's (tests/test_client.py); here only its outcome counts.
-    from django_imagekit_storage.client import ImageKitClient
-
-    monkeypatch.setattr(ImageKitClient, "backoff_initial", 0.001)
-
-
-@pytest.fixture
-def server(imagekit_server: FakeImageKitServer) -> FakeImageKitServer:
-    return imagekit_server
-
-
-@pytest.fixture
-def make_storage(imagekit_storage_factory: Callable[..., Any]) -> MakeStorage:
-    """Storages pointed at the stand-in server with more options; closed afterwards."""
-
-    def make(**options: Any) -> ImageKitStorage:
-        storage = imagekit_storage_factory(**options)
-        assert isinstance(storage, ImageKitStorage)
-        return storage
-
-    return make
+pytestmark = pytest.mark.usefixtures("quick_backoff")
 
 
 @pytest.fixture
@@ -1266,23 +1245,10 @@ def test_searches_are_not_cached(storage: ImageKitStorage, server: FakeImageKitS
     assert server.count("list") == 1
 
 
-class _Pipe(io.RawIOBase):
-    """A stream that can only be read forward, like a socket or a pipe."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 def test_non_seekable_content(storage: ImageKitStorage, server: FakeImageKitServer) -> None:
-    name = storage.save("piped.bin", File(_Pipe(b"piped bytes" * 1000), name="piped.bin"))
+    name = storage.save(
+        "piped.bin", File(ForwardOnlyStream(b"piped bytes" * 1000), name="piped.bin")
+    )
     assert server.files[f"/media/{name}"].data == b"piped bytes" * 1000
     assert storage.size(name) == 11000
 

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 import pytest
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, TemplateSyntaxError
 
+from tests.helpers import engine, render, start_tags
 from tests.responsive_models import Photo
-
-engine = Engine(
-    libraries={"imagekit_storage": "django_imagekit_storage.templatetags.imagekit_storage"}
-)
 
 
 @pytest.fixture(autouse=True)
 def media_url(settings) -> None:
     settings.MEDIA_URL = "/media/"
-
-
-def render(source: str, **context: object) -> str:
-    return engine.from_string("{% load imagekit_storage %}" + source).render(Context(context))
-
-
-class _StartTags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, dict(attrs)))
-
-
-def start_tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
-    """Each element as a browser's parser sees it: (tag, unescaped attributes)."""
-    parser = _StartTags()
-    parser.feed(html)
-    parser.close()
-    return parser.elements
 
 
 def compile_error(source: str) -> str:
